@@ -1,0 +1,4 @@
+import os, torch
+
+os.environ.setdefault('MPLBACKEND', 'Agg')
+torch.set_num_threads(2)
