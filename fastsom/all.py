@@ -15,3 +15,5 @@ from .metrics import *
 from .data import *
 from .callback.schedule import *
 from .learner import *
+
+__all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names
