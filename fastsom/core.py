@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 
 # %% auto #0
-__all__ = ['TOPOLOGIES', 'check_map_size', 'Grid', 'as_data']
+__all__ = ['TOPOLOGIES', 'check_map_size', 'Grid', 'check_finite', 'as_data']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 TOPOLOGIES = ('rectangular', 'hexagonal')
@@ -90,7 +90,8 @@ def _check_numeric_frame(df:pd.DataFrame):
     bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
     if bad: raise TypeError(f"non-numeric columns: {', '.join(bad)}; drop them or encode them as numbers first")
 
-def _check_finite(t:torch.Tensor, name:str):
+def check_finite(t:torch.Tensor, name:str):
+    "Raise a clear error if `t` has NaN or infinite values, naming the rows."
     bad = ~torch.isfinite(t)
     if bad.any():
         rows = bad.any(1).nonzero()[:, 0]
@@ -119,5 +120,5 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
     if n_features is not None and t.shape[1] != n_features:
         raise ValueError(f"{name} has {t.shape[1]} features, expected {n_features}")
     t = t.to(dtype)
-    _check_finite(t, name)
+    check_finite(t, name)
     return t

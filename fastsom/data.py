@@ -4,15 +4,18 @@
 
 # %% ../nbs/06_data.ipynb #becdeda5
 from __future__ import annotations
+import hashlib, os, tempfile
+from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device
-from .core import as_data
+from .core import as_data, check_finite
 
 # %% auto #0
-__all__ = ['DATASETS', 'Standardize', 'SomDataLoader', 'SomDataLoaders', 'som_dataloaders', 'load_dataset']
+__all__ = ['DATASETS', 'Standardize', 'RowFile', 'csv_to_rows', 'parquet_to_rows', 'SomDataLoader', 'SomDataLoaders',
+           'som_dataloaders', 'load_dataset']
 
 # %% ../nbs/06_data.ipynb #a188dc57
 class Standardize:
@@ -20,17 +23,98 @@ class Standardize:
     def __init__(self, mean:torch.Tensor, std:torch.Tensor): store_attr()
 
     @classmethod
-    def from_data(cls, x:torch.Tensor):
-        "Statistics of the rows of `x`, computed in float64."
-        x = x.double()
-        std = x.std(0, unbiased=False)
-        return cls(x.mean(0).float(), torch.where(std > 0, std, 1.).float())
+    def from_data(cls, x, chunk_rows:int=8192):
+        "Statistics of the rows of `x` (a tensor or a `RowFile`), in float64, one block of rows at a time."
+        shift = x[:1].double()
+        total, total_sq, n = 0., 0., 0
+        for i in range(0, len(x), chunk_rows):
+            c = x[i:i + chunk_rows].double()
+            check_finite(c, f'data (rows {i} to {i + len(c) - 1})')
+            c = c - shift
+            total, total_sq, n = total + c.sum(0), total_sq + (c * c).sum(0), n + len(c)
+        mean = total / n
+        std = (total_sq / n - mean * mean).clamp(min=0).sqrt()
+        return cls((mean + shift[0]).float(), torch.where(std > 1e-12, std, 1.).float())
 
     def encode(self, x): return (x - self.mean.to(x)) / self.std.to(x)
     def decode(self, x): return x * self.std.to(x) + self.mean.to(x)
     def __repr__(self): return f"Standardize({len(self.mean)} features)"
 
 # %% ../nbs/06_data.ipynb #bef18b34
+class RowFile:
+    "Rows `start:stop` of a 2-D `.npy` file, read from disk when indexed."
+    def __init__(self, path, start:int=0, stop:int|None=None):
+        mm = np.load(path, mmap_mode='r')
+        if mm.ndim != 2 or mm.dtype.kind not in 'fiu' or not mm.flags.c_contiguous:
+            raise ValueError(f"{path} must hold a 2-D, C-ordered numeric array, got {mm.ndim}-D {mm.dtype}")
+        self.path, self.dtype, self.offset, self.n_cols = str(path), mm.dtype, mm.offset, mm.shape[1]
+        self.start, self.stop = start, mm.shape[0] if stop is None else stop
+        del mm
+
+    def __len__(self): return self.stop - self.start
+    @property
+    def shape(self): return (len(self), self.n_cols)
+
+    def read(self, start:int, stop:int) -> torch.Tensor:
+        "Rows `start:stop` (relative to this view) as a float32 tensor."
+        start, stop = self.start + max(start, 0), self.start + min(stop, len(self))
+        out = np.empty((max(stop - start, 0), self.n_cols), dtype=self.dtype)
+        row_bytes = self.n_cols * self.dtype.itemsize
+        with open(self.path, 'rb') as f:
+            f.seek(self.offset + start * row_bytes)
+            if f.readinto(memoryview(out).cast('B')) != out.nbytes: raise IOError(f"{self.path} is shorter than its header says")
+        return torch.from_numpy(out).float()
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            if idx.step not in (None, 1): raise IndexError("RowFile slices take a step of 1")
+            start, stop, _ = idx.indices(len(self))
+            return self.read(start, stop)
+        idx = torch.as_tensor(idx).reshape(-1)
+        return torch.cat([self.read(i, i + 1) for i in idx.tolist()]) if len(idx) else self.read(0, 0)
+
+    def split(self, at:int):
+        "The rows before `at` and the rows from `at`, as two `RowFile`s."
+        return RowFile(self.path, self.start, self.start + at), RowFile(self.path, self.start + at, self.stop)
+
+    def __repr__(self): return f"RowFile({Path(self.path).name}, rows {self.start}:{self.stop} of {self.n_cols} columns)"
+
+# %% ../nbs/06_data.ipynb #f567cd86
+def _write_rows(chunks, dest:Path) -> tuple[Path, list[str]]:
+    "Write numeric DataFrame chunks to one float32 `.npy` at `dest`; return it and the column names."
+    tmp = dest.with_name(dest.name + '.partial')
+    names, n_rows = None, 0
+    with open(tmp, 'wb') as f:
+        for chunk in chunks:
+            if names is None:
+                names = [str(c) for c in chunk.columns]
+                header_at = f.tell()
+                np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(10**15, len(names))))
+            x = as_data(chunk, name=f'rows {n_rows} to {n_rows + len(chunk) - 1}').numpy()
+            f.write(x.astype('<f4').tobytes())
+            n_rows += len(x)
+        if names is None: raise ValueError("the file has no rows")
+        f.seek(header_at)
+        np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(n_rows, len(names))))
+    os.replace(tmp, dest)
+    return dest, names
+
+def _cache_path(src:Path, folder) -> Path:
+    key = hashlib.sha1(f"{src.resolve()}:{src.stat().st_mtime_ns}:{src.stat().st_size}".encode()).hexdigest()[:12]
+    return Path(folder or tempfile.gettempdir()) / f"fastsom-{src.stem}-{key}.npy"
+
+def csv_to_rows(path, folder=None, chunk_rows:int=65536, **read_csv_kwargs) -> tuple[Path, list[str]]:
+    "Convert a numeric CSV to a float32 `.npy` in `folder` (default: the temp dir), chunk by chunk."
+    dest = _cache_path(Path(path), folder)
+    return _write_rows(pd.read_csv(path, chunksize=chunk_rows, **read_csv_kwargs), dest)
+
+def parquet_to_rows(path, folder=None, chunk_rows:int=65536) -> tuple[Path, list[str]]:
+    "Convert a numeric Parquet file to a float32 `.npy` in `folder` (default: the temp dir), batch by batch."
+    import pyarrow.parquet as pq
+    dest = _cache_path(Path(path), folder)
+    return _write_rows((b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)), dest)
+
+# %% ../nbs/06_data.ipynb #75b4b599
 class SomDataLoader(DataLoader):
     "Batches of rows of one tensor, sliced in bulk and standardised, as `(x, x)`."
     n_inp = 1
@@ -57,7 +141,7 @@ class SomDataLoader(DataLoader):
     def new(self, dataset=None, cls=None, **kwargs):
         return super().new(dataset, cls, **{'normalizer': self.normalizer, **kwargs})
 
-# %% ../nbs/06_data.ipynb #87e7af4f
+# %% ../nbs/06_data.ipynb #f11047e8
 class SomDataLoaders(DataLoaders):
     "Train and validation `SomDataLoader`s, with the feature names and the standardisation."
     n_inp = 1
@@ -89,7 +173,7 @@ class SomDataLoaders(DataLoaders):
         loaders = [dl.new(dl.dataset[:0]) for dl in self.loaders]
         return type(self)(*loaders, feature_names=self.feature_names, path=self.path, device=self.device)
 
-# %% ../nbs/06_data.ipynb #444f0e65
+# %% ../nbs/06_data.ipynb #05d4459b
 def _split(n:int, valid_pct:float, seed:int|None):
     if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct must be in [0, 1), got {valid_pct}")
     if valid_pct == 0: return torch.arange(n), torch.arange(n)
@@ -99,14 +183,28 @@ def _split(n:int, valid_pct:float, seed:int|None):
     if n_valid >= n: raise ValueError(f"{n} samples are too few to split off {valid_pct:.0%} for validation; use valid_pct=0")
     return perm[n_valid:].sort().values, perm[:n_valid].sort().values
 
-def som_dataloaders(data, # tensor, ndarray or numeric DataFrame of shape (samples, features)
+def _rows_of(data, folder) -> tuple[RowFile, list[str]]:
+    "A `RowFile` for a `.npy`, `.csv` or `.parquet` path, and the column names."
+    path = Path(data)
+    if not path.exists(): raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix == '.npy':
+        rows = RowFile(path)
+        return rows, [f'x{i}' for i in range(rows.n_cols)]
+    if path.suffix == '.csv': path, names = csv_to_rows(path, folder)
+    elif path.suffix == '.parquet': path, names = parquet_to_rows(path, folder)
+    else: raise ValueError(f"unsupported file type {path.suffix!r}: use .npy, .csv or .parquet")
+    return RowFile(path), names
+
+def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a .npy, .csv or .parquet file
                     valid_pct:float=0.1, # share held out for validation; 0 validates on the training data
                     bs:int|None=None, # batch size; None puts the whole training split in one batch (exact batch map)
                     normalize:bool=True, # standardise features with the training split's statistics
                     seed:int|None=None, # seed of the split (default: torch's generator)
                     device=None, # where batches go; default the GPU if there is one
+                    folder=None, # where CSV and Parquet files are converted to .npy (default: the temp dir)
                    ) -> SomDataLoaders:
     "Unsupervised `DataLoaders` of the rows of `data`."
+    if isinstance(data, (str, Path)): return _file_dataloaders(data, valid_pct, bs, normalize, device, folder)
     names = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else None
     x = as_data(data)
     train_idx, valid_idx = _split(len(x), valid_pct, seed)
@@ -118,7 +216,21 @@ def som_dataloaders(data, # tensor, ndarray or numeric DataFrame of shape (sampl
     valid_dl = SomDataLoader(valid, norm, bs=bs, shuffle=False)
     return SomDataLoaders(train_dl, valid_dl, feature_names=names, device=default_device() if device is None else device)
 
-# %% ../nbs/06_data.ipynb #4429d814
+def _file_dataloaders(path, valid_pct, bs, normalize, device, folder) -> SomDataLoaders:
+    "Loaders that read a file in blocks of `bs` rows: memory does not grow with the file."
+    rows, names = _rows_of(path, folder)
+    if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct must be in [0, 1), got {valid_pct}")
+    n_valid = round(len(rows) * valid_pct)
+    train, valid = rows.split(len(rows) - n_valid) if n_valid else (rows, rows)
+    if len(train) == 0: raise ValueError(f"{path} has no rows to train on")
+    bs = bs or 8192
+    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    stats = Standardize.from_data(train)  # one pass that also checks every value is finite
+    train_dl = SomDataLoader(train, stats if normalize else None, bs=bs, shuffle=False)
+    valid_dl = SomDataLoader(valid, stats if normalize else None, bs=bs, shuffle=False)
+    return SomDataLoaders(train_dl, valid_dl, feature_names=names, device=default_device() if device is None else device)
+
+# %% ../nbs/06_data.ipynb #1288fa40
 DATASETS = ('digits', 'iris', 'wine', 'breast_cancer', 'mnist', 'colors')
 
 def load_dataset(name:str, # one of `DATASETS`

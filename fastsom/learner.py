@@ -13,6 +13,8 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.optimizer import SGD
+from fastai.callback.core import Callback, CancelBatchException
+from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import SchedExp
 from .som import Som
 from .loss import SomLoss
@@ -21,7 +23,7 @@ from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler
 
 # %% auto #0
-__all__ = ['BMUs', 'SomLearner', 'som_learner']
+__all__ = ['BMUs', 'SomLearner', 'ExactBatchMap', 'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
@@ -52,6 +54,24 @@ class SomLearner(Learner):
             if tmp.exists(): tmp.unlink()
 
 # %% ../nbs/08_learner.ipynb #4f14fe57
+class ExactBatchMap(Callback):
+    "One exact batch-map step per epoch, from gradients and unit masses summed over its mini-batches."
+    order, run_valid = MixedPrecision.order - 4, False
+    def before_fit(self):
+        if not (isinstance(self.loss_func, SomLoss) and self.loss_func.update == 'kohonen'):
+            raise ValueError("ExactBatchMap needs loss_func=SomLoss(som, update='kohonen')")
+    def before_epoch(self): self.mass = 0.
+    def after_loss(self):
+        som, bmu = self.learn.model, self.learn.pred
+        self.learn.loss_grad = self.learn.loss_grad * len(bmu)
+        counts = torch.bincount(bmu, minlength=som.n_units).to(som.weight.dtype)
+        self.mass = self.mass + som.neighborhood_table().t() @ counts
+    def before_step(self):
+        if self.iter < self.n_iter - 1: raise CancelBatchException()
+        scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
+        self.learn.model.weight.grad.mul_(scale[:, None])
+
+# %% ../nbs/08_learner.ipynb #612d3cf9
 @delegates(Learner.__init__)
 def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 map_size=(10, 10), # (height, width), or an int for a square map
@@ -64,6 +84,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 sigma_end:float=0.8, # radius at the end of every fit
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
+                accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
                 lr:float=1., # learning rate; 1 is the undamped batch map
                 metrics=None, # default: quantization and topographic error
                 cbs=None, # more callbacks
@@ -75,9 +96,11 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
     if not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
-    sched = AttrScheduler({'sigma': SchedExp(som.sigma, sigma_end)})
+    if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1
     if metrics is None: metrics = [quantization_error, topographic_error]
     kwargs.setdefault('opt_func', SGD)
     if mass_floor is None: mass_floor = 0. if len(dls.train) == 1 else 1.
-    return SomLearner(dls, som, loss_func=SomLoss(som, update, mass_floor), lr=lr, metrics=metrics,
-                      cbs=[sched, *L(cbs)], **kwargs)
+    loss = SomLoss(som, 'kohonen' if accumulate else update, mass_floor)
+    extra = [ExactBatchMap()] if accumulate else []
+    sched = AttrScheduler({'sigma': SchedExp(som.sigma, sigma_end)}, per_epoch=accumulate)
+    return SomLearner(dls, som, loss_func=loss, lr=lr, metrics=metrics, cbs=[sched, *extra, *L(cbs)], **kwargs)

@@ -14,7 +14,10 @@ __all__ = ['AttrScheduler']
 class AttrScheduler(Callback):
     "Set model attributes from schedule functions of the training progress, before every batch."
     order, run_valid = ParamScheduler.order + 1, False
-    def __init__(self, scheds:dict): self.scheds = scheds # attribute name -> schedule function f(pct)
+    def __init__(self,
+                 scheds:dict, # attribute name -> schedule function f(pct)
+                 per_epoch:bool=False, # change the values once per epoch instead of every batch
+                ): self.scheds, self.per_epoch = scheds, per_epoch
 
     def before_fit(self):
         self.targets = {n: [m for m in self.learn.model.modules() if hasattr(m, n)] for n in self.scheds}
@@ -22,10 +25,15 @@ class AttrScheduler(Callback):
         if missing: raise AttributeError(f"AttrScheduler: the model has no attribute {', '.join(missing)} to schedule")
         self.hps = {'lr': [], **{n: [] for n in self.scheds}}
 
-    def before_batch(self):
+    def set_values(self, pct:float):
         for n, f in self.scheds.items():
-            value = f(self.pct_train)
+            value = f(pct)
             for m in self.targets[n]: setattr(m, n, value)
+
+    def before_epoch(self):
+        if self.per_epoch: self.set_values(self.epoch / self.n_epoch)
+    def before_batch(self):
+        if not self.per_epoch: self.set_values(self.pct_train)
 
     def after_batch(self):
         self.hps['lr'].append(self.opt.hypers[-1]['lr'])
