@@ -1,0 +1,157 @@
+"""Seconds per epoch of fastsom beside MiniSom and torchsom, and beside the machine's own limit.
+
+    python bench/epoch_speed.py                       # all workloads, all libraries
+    python bench/epoch_speed.py --workloads blobs100k --libs fastsom,minisom --threads 2
+
+Each library trains the same map on the same standardised data, one library at a time in its own
+process. The table gives seconds per epoch, each library's time over fastsom's, fastsom's epoch over the
+machine's limit, quantization and topographic error (one common function on the returned codebooks),
+and the peak resident memory of the process during training (for the disk workloads, fastsom streams a
+.npy file in blocks: its peak must not grow from 100,000 to 1,000,000 rows). The limit is the arithmetic of the BMU search, 2 N M D
+flops, at the best float32 matrix-product rate this machine reaches in this run (the best over row
+blocks, so that the product's output stays in cache).
+"""
+import argparse, json, os, resource, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+
+WORKLOADS = {  # name: (samples, features, map height, map width, epochs)
+    'digits': (1797, 64, 20, 20, 10),
+    'blobs100k': (100_000, 64, 30, 30, 5),
+    'blobs200k': (200_000, 256, 50, 50, 2),
+    'disk100k': (100_000, 64, 40, 40, 2),    # read from a .npy file in blocks (fastsom only)
+    'disk1m': (1_000_000, 64, 40, 40, 2),    # the same, ten times the rows: peak memory must not grow
+}
+DISK = ('disk100k', 'disk1m')
+LIBS = ('fastsom', 'minisom', 'torchsom')
+
+def make_data(name, folder):
+    "Standardised float32 data of a workload, saved as .npy; returns its path."
+    n, d = WORKLOADS[name][:2]
+    if name == 'digits':
+        from sklearn.datasets import load_digits
+        x = load_digits().data
+    else:
+        from sklearn.datasets import make_blobs
+        x, _ = make_blobs(n, d, centers=25, cluster_std=2., random_state=0)
+    x = ((x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)).astype(np.float32)
+    path = Path(folder) / f'{name}.npy'
+    np.save(path, x)
+    return path
+
+def matmul_limit(n, d, m, threads, reps=3):
+    "Seconds for 2 n m d flops at the best blocked float32 matrix-product rate (and that rate, GFLOP/s)."
+    import torch
+    torch.set_num_threads(threads)
+    x, w = torch.randn(min(n, 65536), d), torch.randn(m, d)
+    best = 0.
+    for rows in (64, 128, 256, 512, 1024, 2048, 4096):
+        out = torch.empty(rows, m)
+        for _ in range(reps):
+            t = time.perf_counter()
+            for i in range(0, len(x) - rows + 1, rows): torch.mm(x[i:i + rows], w.t(), out=out)
+            t = time.perf_counter() - t
+            best = max(best, 2 * (len(x) // rows) * rows * m * d / t)
+    return 2 * n * m * d / best, best / 1e9
+
+def errors(x, w, height, width):
+    "Quantization error and topographic error (8-neighbour, rectangular) of codebook `w` [h*w, d] on `x`."
+    import torch
+    x, w = torch.from_numpy(x), torch.from_numpy(w).float()
+    best2 = torch.cat([torch.cdist(x[i:i + 4096], w).topk(2, largest=False).indices for i in range(0, len(x), 4096)])
+    qe = (x - w[best2[:, 0]]).norm(dim=1).mean().item()
+    r, c = best2 // width, best2 % width
+    te = (((r[:, 0] - r[:, 1]).abs() > 1) | ((c[:, 0] - c[:, 1]).abs() > 1)).float().mean().item()
+    return qe, te
+
+def train_fastsom(x, h, w, epochs):
+    "`x` is an array in memory, or the path of a .npy file to stream from disk."
+    import torch
+    from fastsom.all import som_dataloaders, som_learner
+    dls = som_dataloaders(x, valid_pct=0.001, normalize=False, seed=0, device='cpu')
+    if not isinstance(x, np.ndarray):  # from disk: one exact batch map per epoch over blocks of rows
+        learn = som_learner(dls, map_size=(h, w), metrics=[], seed=0)
+        with learn.no_bar(), learn.no_logging():
+            t = time.perf_counter(); learn.fit(epochs); t = time.perf_counter() - t
+        return learn.som.weight.detach().numpy(), t / epochs, {}
+    learn = som_learner(dls, map_size=(h, w), metrics=[], seed=0)
+    with learn.no_bar(), learn.no_logging():
+        t = time.perf_counter(); learn.fit(epochs); t = time.perf_counter() - t
+    # the same computation without fastai: BMU search, energy, backward, SGD step
+    som, loss_func, xt = learn.som, learn.loss_func, dls.train.dataset
+    bare = time.perf_counter()
+    for _ in range(epochs):
+        loss_func(som(xt), xt).backward()
+        with torch.no_grad(): som.weight -= som.weight.grad
+        som.weight.grad = None
+    bare = time.perf_counter() - bare
+    return learn.som.weight.detach().numpy(), t / epochs, dict(bare_loop=bare / epochs)
+
+def train_minisom(x, h, w, epochs):
+    from minisom import MiniSom
+    som = MiniSom(w, h, x.shape[1], sigma=max(h, w) / 2, learning_rate=1., random_seed=0,
+                  sigma_decay_function='inverse_decay_to_one')
+    som.pca_weights_init(x)
+    t = time.perf_counter(); som.train_batch_offline(x, epochs); t = time.perf_counter() - t
+    return som.get_weights().transpose(1, 0, 2).reshape(h * w, -1), t / epochs, {}
+
+def train_torchsom(x, h, w, epochs):
+    import torch
+    from torchsom.core.som import SOM
+    som = SOM(x=h, y=w, num_features=x.shape[1], epochs=epochs, batch_size=256, sigma=max(h, w) / 2,
+              learning_rate=0.5, initialization_mode='pca', device='cpu', search_backend='torch')
+    xt = torch.from_numpy(x)
+    som.initialize_weights(xt)
+    t = time.perf_counter(); som.fit(xt, verbose=False); t = time.perf_counter() - t
+    return som.weights.detach().reshape(h * w, -1).numpy(), t / epochs, {}
+
+def child(args):
+    import torch
+    torch.set_num_threads(args.threads)
+    n, d, h, w, _ = WORKLOADS[args.workload]
+    x = args.data if args.workload in DISK else np.load(args.data)
+    weights, seconds, extra = globals()[f'train_{args.child}'](x, h, w, args.epochs)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the evaluation loads data
+    sample = np.array(np.load(args.data, mmap_mode='r')[:100_000])
+    qe, te = errors(sample, np.ascontiguousarray(weights), h, w)
+    print(json.dumps(dict(seconds=seconds, qe=qe, te=te, peak_mb=peak_mb, **extra)))
+
+def run_child(lib, workload, data, epochs, threads):
+    cmd = [sys.executable, __file__, '--child', lib, '--workload', workload, '--data', str(data),
+           '--epochs', str(epochs), '--threads', str(threads)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode: return dict(error=r.stderr.strip().splitlines()[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--workloads', default=','.join(WORKLOADS))
+    p.add_argument('--libs', default=','.join(LIBS))
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--epochs', type=int, default=None, help='epochs per library (default: per workload)')
+    p.add_argument('--child'); p.add_argument('--workload'); p.add_argument('--data')
+    args = p.parse_args()
+    if args.child: return child(args)
+    print(f"# fastsom epoch benchmark, {time.strftime('%Y-%m-%d')}, {args.threads} threads, {os.cpu_count()} cores\n")
+    print('| workload | library | s / epoch | vs fastsom | vs limit | QE | TE | peak MB | note |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.workloads.split(','):
+            n, d, h, w, epochs = WORKLOADS[name]
+            epochs = args.epochs or epochs
+            data = make_data(name, folder)
+            limit, rate = matmul_limit(n, d, h * w, args.threads)
+            libs = ['fastsom'] if name in DISK else args.libs.split(',')
+            results = {lib: run_child(lib, name, data, epochs, args.threads) for lib in libs}
+            base = results.get('fastsom', {}).get('seconds')
+            for lib, r in results.items():
+                if 'error' in r:
+                    print(f"| {name} {n}x{d}, {h}x{w} | {lib} | failed: {r['error']} |||||||"); continue
+                vs = f"{r['seconds'] / base:.1f}x" if base else '-'
+                note = f"limit {limit:.4f} s at {rate:.0f} GFLOP/s" if lib == 'fastsom' else ''
+                if 'bare_loop' in r: note += f"; fit / bare loop {r['seconds'] / r['bare_loop']:.2f}"
+                print(f"| {name} {n}x{d}, {h}x{w}, {epochs} ep | {lib} | {r['seconds']:.4f} | {vs} | "
+                      f"{r['seconds'] / limit:.2f} | {r['qe']:.4f} | {r['te']:.4f} | {r['peak_mb']:.0f} | {note} |", flush=True)
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,34 @@
+"Training from files on disk, read in blocks: the same map as from memory."
+import numpy as np, pandas as pd, pytest, torch
+import fastcore.test as fct
+from fastsom.all import som_dataloaders, som_learner, ExactBatchMap, load_dataset
+
+X = load_dataset('wine')[0]
+
+def fitted(data, **kw):
+    learn = som_learner(som_dataloaders(data, valid_pct=0, device='cpu', **kw), map_size=(4, 5), seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(4)
+    return learn
+
+@pytest.mark.parametrize('kind', ['npy', 'csv', 'parquet'])
+def test_file_training_equals_memory(tmp_path, kind):
+    path = tmp_path / f'wine.{kind}'
+    if kind == 'npy': np.save(path, X.to_numpy(np.float32))
+    elif kind == 'csv': X.to_csv(path, index=False)
+    else: X.to_parquet(path)
+    from_file = fitted(path, bs=50, folder=tmp_path)
+    assert len(from_file.dls.train) == 4 and any(isinstance(cb, ExactBatchMap) for cb in from_file.cbs)
+    in_memory = fitted(X.to_numpy(np.float32))
+    assert len(in_memory.dls.train) == 1
+    fct.test_close(from_file.codebook(), in_memory.codebook(), eps=1e-3)
+    if kind != 'npy': fct.test_eq(from_file.dls.feature_names, list(X.columns))
+
+def test_bad_files(tmp_path):
+    fct.test_fail(lambda: som_dataloaders(tmp_path / 'missing.npy'), contains='no such file')
+    (tmp_path / 'x.txt').write_text('1,2')
+    fct.test_fail(lambda: som_dataloaders(tmp_path / 'x.txt'), contains="unsupported file type '.txt'")
+    bad = X.to_numpy(np.float32).copy(); bad[100, 3] = np.inf
+    np.save(tmp_path / 'bad.npy', bad)
+    fct.test_fail(lambda: som_dataloaders(tmp_path / 'bad.npy'), contains='infinite values')
+    np.save(tmp_path / 'flat.npy', np.zeros(5))
+    fct.test_fail(lambda: som_dataloaders(tmp_path / 'flat.npy'), contains='2-D')
