@@ -132,6 +132,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'fastsom.som': { 'fastsom.som.Som': ('som.html#som', 'fastsom/som.py'),
                              'fastsom.som.Som.__init__': ('som.html#som.__init__', 'fastsom/som.py'),
                              'fastsom.som.Som.block_rows': ('som.html#som.block_rows', 'fastsom/som.py'),
+                             'fastsom.som.Som.block_search': ('som.html#som.block_search', 'fastsom/som.py'),
                              'fastsom.som.Som.bmus': ('som.html#som.bmus', 'fastsom/som.py'),
                              'fastsom.som.Som.extra_repr': ('som.html#som.extra_repr', 'fastsom/som.py'),
                              'fastsom.som.Som.forward': ('som.html#som.forward', 'fastsom/som.py'),
@@ -141,4 +142,5 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'fastsom.som.Som.sigma': ('som.html#som.sigma', 'fastsom/som.py'),
                              'fastsom.som.Som.unit_scores': ('som.html#som.unit_scores', 'fastsom/som.py'),
                              'fastsom.som._grid_axes': ('som.html#_grid_axes', 'fastsom/som.py'),
+                             'fastsom.som.k_lowest': ('som.html#k_lowest', 'fastsom/som.py'),
                              'fastsom.som.pca_init': ('som.html#pca_init', 'fastsom/som.py')}}}

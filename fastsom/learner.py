@@ -85,13 +85,14 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
+                search_dtype:torch.dtype|None=None, # e.g. torch.bfloat16 for a faster BMU search, re-ranked exactly
                 lr:float=1., # learning rate; 1 is the undamped batch map
                 metrics=None, # default: quantization and topographic error
                 cbs=None, # more callbacks
                 seed:int|None=None, # seed of the initialisation
                 **kwargs) -> SomLearner:
     "A `SomLearner` for a new SOM on the data of `dls`."
-    som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma)
+    som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma, search_dtype=search_dtype)
     train = dls.train.dataset
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)

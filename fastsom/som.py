@@ -13,7 +13,7 @@ from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
 
 # %% auto #0
-__all__ = ['INITS', 'Som', 'pca_init']
+__all__ = ['INITS', 'Som', 'k_lowest', 'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -27,13 +27,14 @@ class Som(nn.Module):
                  neighborhood='gaussian', # name of a kernel in `NEIGHBORHOODS`, or a callable h(d2, sigma)
                  sigma:float|None=None, # neighbourhood radius; default half the longer side of the map
                  block_bytes:int=2**21, # memory for one block of the [samples, units] distance table
+                 search_dtype:torch.dtype|None=None, # e.g. torch.bfloat16: BMU candidates from a faster product, re-ranked exactly
                 ):
         super().__init__()
         if not (isinstance(n_features, int) and n_features > 0):
             raise ValueError(f"n_features must be a positive int, got {n_features!r}")
         self.grid = Grid(*check_map_size(map_size), topology, toroidal)
         self.distance, self.neighborhood = get_distance(distance), get_neighborhood(neighborhood)
-        self.n_features, self.block_bytes = n_features, block_bytes
+        self.n_features, self.block_bytes, self.search_dtype = n_features, block_bytes, search_dtype
         self.sigma = sigma if sigma is not None else max(max(self.grid.shape) / 2, 1.)
         self.weight = nn.Parameter(torch.zeros(self.grid.n_units, n_features))
         self.register_buffer('grid_dist2', self.grid.dist2(), persistent=False)
@@ -61,14 +62,34 @@ def block_rows(self:Som) -> int:
 
 @patch
 def unit_scores(self:Som, x:torch.Tensor) -> torch.Tensor:
-    "`[N, M]` scores of a block of samples against every unit, lowest for the best match."
-    w = self.weight.detach()
-    if is_euclidean(self.distance): return torch.addmm((w * w).sum(1), x, w.t(), alpha=-2)
-    d = self.distance(x, w)
+    "`[N, M]` distances of a block of samples to every unit, with the shape checked."
+    d = self.distance(x, self.weight.detach())
     if d.shape != (x.shape[0], self.n_units):
         raise ValueError(f"distance {getattr(self.distance, '__name__', self.distance)} returned shape {tuple(d.shape)}, "
                          f"expected {(x.shape[0], self.n_units)}")
     return d
+
+def k_lowest(scores:torch.Tensor, k:int) -> torch.Tensor:
+    "Column indices of the `k` lowest scores of each row, `[rows, k]`."
+    return scores.argmin(1, keepdim=True) if k == 1 else scores.topk(k, dim=1, largest=False).indices
+
+@patch
+def block_search(self:Som, k:int=1):
+    "A function from a block of rows to its `k` best units, with what every block shares computed once."
+    w = self.weight.detach()
+    own_scores = type(self).unit_scores is not Som.unit_scores  # a subclass (such as `Topography`) scores its own way
+    if own_scores or not is_euclidean(self.distance): return lambda xb: k_lowest(self.unit_scores(xb), k)
+    w2 = (w * w).sum(1)
+    if self.search_dtype is None:
+        wt = (-2 * w).t()
+        return lambda xb: k_lowest(torch.addmm(w2, xb, wt), k)
+    low, n_cand = self.search_dtype, min(self.n_units, k + 3)
+    w2_low, wt_low = w2.to(low), (-2 * w).t().to(low)
+    def search(xb):
+        cand = k_lowest(torch.addmm(w2_low, xb.to(low), wt_low), n_cand)
+        exact = w2[cand] - 2 * torch.einsum('nd,nkd->nk', xb, w[cand])
+        return cand.gather(1, k_lowest(exact, k))
+    return search
 
 @patch
 @torch.no_grad()
@@ -77,10 +98,8 @@ def bmus(self:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     x = x.to(self.weight)
     if k > self.n_units: raise ValueError(f"asked for {k} best units of a map with {self.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
-    step = self.block_rows()
-    for i in range(0, len(x), step):
-        scores = self.unit_scores(x[i:i + step])
-        out[i:i + step] = scores.argmin(1, keepdim=True) if k == 1 else scores.topk(k, dim=1, largest=False).indices
+    search, step = self.block_search(k), self.block_rows()
+    for i in range(0, len(x), step): out[i:i + step] = search(x[i:i + step])
     return out[:, 0] if k == 1 else out
 
 @patch
@@ -88,7 +107,7 @@ def forward(self:Som, x:torch.Tensor) -> torch.Tensor:
     "Best-matching unit of each sample."
     return self.bmus(x)
 
-# %% ../nbs/03_som.ipynb #cdaed561
+# %% ../nbs/03_som.ipynb #3d18a6bf
 INITS = ('pca', 'samples', 'random')
 
 def _grid_axes(grid:Grid) -> torch.Tensor:
