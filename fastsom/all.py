@@ -15,5 +15,6 @@ from .metrics import *
 from .data import *
 from .callback.schedule import *
 from .learner import *
+from .interpret import *
 
 __all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .data import DATASETS, load_dataset, som_dataloaders
 from .learner import som_learner
+from .interpret import SomInterpretation
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 
@@ -39,11 +40,23 @@ def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
     return df.drop(columns=list(drop)), path.stem
 
 # %% ../nbs/12_cli.ipynb #74122678
+def _write_pictures(learn, folder:Path):
+    "The map's U-matrix, component planes, hit map and codebook colours, as PNG files in `folder`."
+    import matplotlib.pyplot as plt
+    interp = SomInterpretation.from_learner(learn, max_samples=100_000)
+    plots = dict(umatrix=interp.plot_umatrix, component_planes=interp.plot_component_planes, hitmap=interp.plot_hitmap)
+    if learn.som.n_features >= 3: plots['codebook'] = interp.plot_codebook
+    for name, plot in plots.items():
+        fig = plot()
+        try: fig.savefig(folder / f'{name}.png', dpi=100)
+        finally: plt.close(fig)
+
 def _write_run(learn, folder:Path, info:dict):
     learn.export((folder / 'model.pkl').absolute())
     names = learn.recorder.metric_names[1:-1]
     pd.DataFrame([list(v) for v in learn.recorder.values], columns=names).rename_axis('epoch').to_csv(folder / 'history.csv')
     (folder / 'metrics.json').write_text(json.dumps(info, indent=2) + '\n')
+    _write_pictures(learn, folder)
 
 def _publish(tmp:Path, out:Path):
     "Move the finished run `tmp` to `out`, replacing an old run only now that the new one is complete."

@@ -1,0 +1,27 @@
+"The same code path on a GPU: skipped on machines without CUDA (run them where one is lent)."
+import numpy as np, pytest, torch
+import fastcore.test as fct
+from fastsom.all import som_dataloaders, som_learner, load_dataset, Som
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+X = load_dataset('digits')[0]
+
+def fitted(device, **kw):
+    learn = som_learner(som_dataloaders(X, valid_pct=0, device=device), map_size=(8, 9), seed=0, **kw)
+    with learn.no_bar(), learn.no_logging(): learn.fit(5)
+    return learn
+
+def test_gpu_training_matches_cpu():
+    gpu, cpu = fitted('cuda'), fitted('cpu')
+    assert gpu.som.weight.device.type == 'cuda'
+    fct.test_close(gpu.codebook(), cpu.codebook(), eps=1e-2)
+    assert (gpu.bmus(X).index == cpu.bmus(X).index).float().mean() > 0.99
+
+def test_bfloat16_search_agrees_with_float32_on_gpu():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(100_000, 128, generator=gen).cuda()
+    som = Som(128, (40, 40)).cuda()
+    with torch.no_grad(): som.weight.copy_(0.5 * torch.randn(1600, 128, generator=gen))
+    exact = som(x)
+    som.search_dtype = torch.bfloat16
+    assert (som(x) == exact).float().mean().item() >= 0.999
