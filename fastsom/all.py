@@ -16,5 +16,7 @@ from .data import *
 from .callback.schedule import *
 from .learner import *
 from .interpret import *
+from .concrete import *
+from .locally_connected import *
 
 __all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names

@@ -123,16 +123,17 @@ class SomDataLoader(DataLoader):
         self.normalizer = normalizer
 
     def get_idxs(self):
-        gen = torch.Generator().manual_seed(self.rng.randint(0, 2**62))
-        self._order = torch.randperm(self.n, generator=gen) if self.shuffle else None
-        return []
+        "Rows in order (a `range`, sliced as views) or shuffled (a permutation, gathered)."
+        if not self.shuffle: return range(self.n)
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.rng.randint(0, 2**62)))
 
-    def sample(self): return self._order
+    def sample(self): return self._DataLoader__idxs  # the whole order at once, not one index at a time
 
     def create_batches(self, order):
         stop = self.n - self.n % self.bs if self.drop_last else self.n
         for i in range(0, stop, self.bs):
-            yield (self.dataset[i:i + self.bs] if order is None else self.dataset[order[i:i + self.bs]],)
+            idx = order[i:i + self.bs]
+            yield (self.dataset[idx.start:idx.stop] if isinstance(idx, range) else self.dataset[idx],)
 
     def after_batch(self, b):
         x = b[0] if self.normalizer is None else self.normalizer.encode(b[0])

@@ -50,3 +50,9 @@ def test_failed_export_keeps_old_file(tmp_path, monkeypatch):
     fct.test_fail(lambda: learn.export(tmp_path / 'som.pkl'), contains='disk full')
     fct.test_eq((tmp_path / 'som.pkl').read_bytes(), before)
     assert [p.name for p in tmp_path.iterdir()] == ['som.pkl']
+
+def test_get_preds_on_new_data_matches_bmus():
+    learn = fitted()
+    preds, targets = learn.get_preds(dl=learn.dls.test_dl(X.iloc[:50], bs=16))
+    fct.test_eq(preds, learn.bmus(X.iloc[:50]).index)
+    fct.test_close(targets, learn.dls.encode(X.iloc[:50]))
