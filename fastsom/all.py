@@ -18,5 +18,7 @@ from .learner import *
 from .interpret import *
 from .concrete import *
 from .locally_connected import *
+from .layers import *
+from .models import *
 
 __all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names
