@@ -132,8 +132,8 @@ def test_hard_mode_on_digits_meets_the_issue_targets(digits):
     "8 x 8 map, 100 epochs, seed 0, stratified 75 / 25 split: the numbers of scripts/deep_som_runs.py."
     X, y = digits
     Xtr, Xte, _, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    set_seed(0)  # before the loaders: their shuffling is seeded from Python's `random` when they are made
     dls = SomDataLoaders(SomDataLoader(torch.tensor(Xtr), bs=64, shuffle=True), SomDataLoader(torch.tensor(Xte), bs=1024), device='cpu')
-    set_seed(0)
     learn = deep_som_learner(dls, map_size=(8, 8), seed=0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                 # small matrices: one thread is several times faster on a shared CPU
@@ -143,7 +143,8 @@ def test_hard_mode_on_digits_meets_the_issue_targets(digits):
     b = learn.bmus(Xte).index.numpy()
     te = learn.recorder.values[-1][learn.recorder.metric_names.index('topographic_error') - 1]
     assert unit_purity(b, yte) >= 0.88 and normalized_mutual_info_score(yte, b) >= 0.62
-    assert len(np.unique(b)) >= 60 and te <= 0.15, te
+    print(f"purity {unit_purity(b, yte):.3f} NMI {normalized_mutual_info_score(yte, b):.3f} units {len(np.unique(b))} TE {te:.3f}")
+    assert len(np.unique(b)) >= 60 and te <= 0.15, (len(np.unique(b)), te)
 
 def test_plain_fastai_dataloaders_work_too(digits):
     from fastai.data.core import DataLoaders
