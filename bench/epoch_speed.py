@@ -11,7 +11,7 @@ and the peak resident memory of the process during training (for the disk worklo
 flops, at the best float32 matrix-product rate this machine reaches in this run (the best over row
 blocks, so that the product's output stays in cache).
 """
-import argparse, json, os, resource, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 
@@ -105,13 +105,18 @@ def train_torchsom(x, h, w, epochs):
     t = time.perf_counter(); som.fit(xt, verbose=False); t = time.perf_counter() - t
     return som.weights.detach().reshape(h * w, -1).numpy(), t / epochs, {}
 
+def peak_rss_mb():
+    "Peak resident memory of this process since it started (VmHWM: unlike ru_maxrss, not inherited from the parent)."
+    status = Path('/proc/self/status').read_text()
+    return int(status.split('VmHWM:')[1].split()[0]) / 1024
+
 def child(args):
     import torch
     torch.set_num_threads(args.threads)
     n, d, h, w, _ = WORKLOADS[args.workload]
     x = args.data if args.workload in DISK else np.load(args.data)
     weights, seconds, extra = globals()[f'train_{args.child}'](x, h, w, args.epochs)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the evaluation loads data
+    peak_mb = peak_rss_mb()  # before the evaluation loads data
     sample = np.array(np.load(args.data, mmap_mode='r')[:100_000])
     qe, te = errors(sample, np.ascontiguousarray(weights), h, w)
     print(json.dumps(dict(seconds=seconds, qe=qe, te=te, peak_mb=peak_mb, **extra)))
