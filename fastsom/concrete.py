@@ -15,7 +15,7 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 from fastai.callback.schedule import SchedExp
 from fastai.metrics import mse
-from .core import as_data
+from .core import as_data, seeded
 from .callback.schedule import AttrScheduler
 
 # %% auto #0
@@ -220,8 +220,7 @@ def concrete_learner(dls, # batches of (x, x), e.g. `som_dataloaders(..., normal
     "A `ConcreteLearner` training a new `ConcreteAutoencoder` on `dls`."
     d = dls.train.one_batch()[0].shape[-1] if not hasattr(dls, 'n_features') else dls.n_features
     check_temperature(temperature_end)
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None: torch.manual_seed(seed)
+    with seeded(seed):
         model = ConcreteAutoencoder(d, k, hidden, dropout, temperature=temperature, hard=hard, logit_dropout=logit_dropout)
     if metrics is None: metrics = [mse, MeanMaxProb()]
     sched = AttrScheduler({'temperature': SchedExp(temperature, temperature_end)})

@@ -5,11 +5,12 @@
 # %% ../nbs/00_core.ipynb #ae8b9cf4
 from __future__ import annotations
 import math
+from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 
 # %% auto #0
-__all__ = ['TOPOLOGIES', 'check_map_size', 'Grid', 'check_finite', 'as_data']
+__all__ = ['TOPOLOGIES', 'check_map_size', 'Grid', 'check_finite', 'as_data', 'seeded']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 TOPOLOGIES = ('rectangular', 'hexagonal')
@@ -122,3 +123,11 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
     t = t.to(dtype)
     check_finite(t, name)
     return t
+
+# %% ../nbs/00_core.ipynb #8372e4f1
+@contextmanager
+def seeded(seed:int|None):
+    "Run a block with torch's default generator seeded by `seed`, restoring the generator afterwards."
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None: torch.manual_seed(seed)
+        yield

@@ -13,7 +13,7 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.schedule import SchedExp
-from .core import as_data
+from .core import as_data, seeded
 from .layers import Topography
 from .metrics import TopographicError
 from .callback.schedule import AttrScheduler
@@ -149,8 +149,7 @@ def deep_som_learner(dls, # `DataLoaders` of (x, x) batches, e.g. from `som_data
     train = dls.train.dataset
     x = train if isinstance(train, torch.Tensor) else dls.one_batch()[0].cpu()
     n_in = x.shape[1]
-    with torch.random.fork_rng(devices=[]):  # a seed without touching the global generator
-        if seed is not None: torch.manual_seed(seed)
+    with seeded(seed):
         model = DeepSom(n_in, latent_dim, hidden, map_size, assign=assign, sigma=sigma, temperature=temperature,
                         **(topo_kwargs or {}))
     topo = model.topography
