@@ -342,5 +342,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'fastsom.som.Som.sigma': ('som.html#som.sigma', 'fastsom/som.py'),
                              'fastsom.som.Som.unit_scores': ('som.html#som.unit_scores', 'fastsom/som.py'),
                              'fastsom.som._grid_axes': ('som.html#_grid_axes', 'fastsom/som.py'),
+                             'fastsom.som.first_lowest': ('som.html#first_lowest', 'fastsom/som.py'),
                              'fastsom.som.k_lowest': ('som.html#k_lowest', 'fastsom/som.py'),
                              'fastsom.som.pca_init': ('som.html#pca_init', 'fastsom/som.py')}}}

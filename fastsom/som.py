@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn
+import torch.nn.functional as F
 from fastcore.basics import patch
 from .core import Grid, check_map_size, as_data
 from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
 
 # %% auto #0
-__all__ = ['INITS', 'Som', 'k_lowest', 'pca_init']
+__all__ = ['SCORE_GROUP', 'INITS', 'Som', 'first_lowest', 'k_lowest', 'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -26,7 +27,7 @@ class Som(nn.Module):
                  distance='sqeuclidean', # name of a distance in `DISTANCES`, or a callable f(x, w) -> [N, M]
                  neighborhood='gaussian', # name of a kernel in `NEIGHBORHOODS`, or a callable h(d2, sigma)
                  sigma:float|None=None, # neighbourhood radius; default half the longer side of the map
-                 block_bytes:int=2**21, # memory for one block of the [samples, units] distance table
+                 block_bytes:int|None=None, # memory for one block of the [samples, units] distance table; default 4 MiB on CPU, 256 MiB on GPU
                  search_dtype:torch.dtype|None=None, # e.g. torch.bfloat16: BMU candidates from a faster product, re-ranked exactly
                 ):
         super().__init__()
@@ -58,7 +59,8 @@ class Som(nn.Module):
 @patch
 def block_rows(self:Som) -> int:
     "Rows of data per block of the distance table."
-    return max(16, self.block_bytes // (self.n_units * self.weight.element_size()))
+    size = self.block_bytes or (2**22 if self.weight.device.type == 'cpu' else 2**28)
+    return max(16, size // (self.n_units * self.weight.element_size()))
 
 @patch
 def unit_scores(self:Som, x:torch.Tensor) -> torch.Tensor:
@@ -69,9 +71,21 @@ def unit_scores(self:Som, x:torch.Tensor) -> torch.Tensor:
                          f"expected {(x.shape[0], self.n_units)}")
     return d
 
+SCORE_GROUP = 32  # columns per group in `first_lowest`: a width torch's CPU `amin` runs vectorised
+
+def first_lowest(scores:torch.Tensor, group:int=SCORE_GROUP) -> torch.Tensor:
+    "Column of the lowest score of each row, the first on ties, `[rows, 1]`: `argmin` in two vectorised steps."
+    rows, cols = scores.shape
+    if cols % group or cols < 2 * group or not scores.is_contiguous(): return scores.argmin(1, keepdim=True)
+    groups = scores.view(rows, cols // group, group)
+    g = groups.amin(2).argmin(1, keepdim=True)  # the first group holding the row's minimum
+    within = groups[torch.arange(rows, device=scores.device), g[:, 0]].argmin(1, keepdim=True)
+    return g * group + within
+
 def k_lowest(scores:torch.Tensor, k:int) -> torch.Tensor:
     "Column indices of the `k` lowest scores of each row, `[rows, k]`."
-    return scores.argmin(1, keepdim=True) if k == 1 else scores.topk(k, dim=1, largest=False).indices
+    if k > 1: return scores.topk(k, dim=1, largest=False).indices
+    return first_lowest(scores) if scores.device.type == 'cpu' else scores.argmin(1, keepdim=True)
 
 @patch
 def block_search(self:Som, k:int=1):
@@ -82,6 +96,9 @@ def block_search(self:Som, k:int=1):
     w2 = (w * w).sum(1)
     if self.search_dtype is None:
         wt = (-2 * w).t()
+        if k == 1 and w.device.type == 'cpu' and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `first_lowest`
+            pad = -self.n_units % SCORE_GROUP
+            w2, wt = F.pad(w2, (0, pad), value=math.inf), F.pad(wt, (0, pad))
         return lambda xb: k_lowest(torch.addmm(w2, xb, wt), k)
     low, n_cand = self.search_dtype, min(self.n_units, k + 3)
     w2_low, wt_low = w2.to(low), (-2 * w).t().to(low)
