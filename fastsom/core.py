@@ -109,7 +109,7 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
     if isinstance(x, pd.Series): x = x.to_frame()
     if isinstance(x, pd.DataFrame):
         _check_numeric_frame(x)
-        x = x.to_numpy(dtype=np.float64)
+        x = x.to_numpy(dtype=np.float64 if dtype == torch.float64 else np.float32)  # no wider copy than needed
     if isinstance(x, np.ndarray) and not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
         raise TypeError(f"{name} must be numeric, got an array of dtype {x.dtype}")
     if isinstance(x, np.ndarray) and not x.flags.writeable: x = x.copy()

@@ -91,7 +91,7 @@ def _write_rows(chunks, dest:Path) -> tuple[Path, list[str]]:
                 header_at = f.tell()
                 np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(10**15, len(names))))
             x = as_data(chunk, name=f'rows {n_rows} to {n_rows + len(chunk) - 1}').numpy()
-            f.write(x.astype('<f4').tobytes())
+            f.write(np.ascontiguousarray(x, dtype='<f4').data)  # no copy: large temporaries fragment the heap
             n_rows += len(x)
         if names is None: raise ValueError("the file has no rows")
         f.seek(header_at)
@@ -112,7 +112,7 @@ def parquet_to_rows(path, folder=None, chunk_rows:int=65536) -> tuple[Path, list
     "Convert a numeric Parquet file to a float32 `.npy` in `folder` (default: the temp dir), batch by batch."
     import pyarrow.parquet as pq
     dest = _cache_path(Path(path), folder)
-    return _write_rows((b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)), dest)
+    return _write_rows((b.to_pandas() for b in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows, use_threads=False)), dest)
 
 # %% ../nbs/06_data.ipynb #75b4b599
 class SomDataLoader(DataLoader):
