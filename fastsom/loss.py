@@ -19,13 +19,16 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
                per_unit:bool=False, # weight each unit by 1 / its mass (batch map) instead of 1 / N (Kohonen rule)
                mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * mean mass)
               ) -> torch.Tensor:
-    "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums."
-    n_units = weight.shape[0]
-    sums = x.new_zeros(n_units, x.shape[1]).index_add(0, bmu, x)
-    sq_sums = x.new_zeros(n_units).index_add(0, bmu, (x * x).sum(1))
-    counts = torch.bincount(bmu, minlength=n_units).to(x.dtype)
+    "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums over the units hit."
+    counts = torch.bincount(bmu, minlength=weight.shape[0])
+    hit = counts.nonzero()[:, 0]
+    if len(hit) < len(counts):  # sums over the hit units alone: a small batch costs O(N M D), not O(M^2 D)
+        slot = torch.zeros_like(counts).index_copy_(0, hit, torch.arange(len(hit), device=hit.device))
+        bmu, counts, kernel = slot[bmu], counts[hit], kernel[hit]
+    sums = x.new_zeros(len(counts), x.shape[1]).index_add(0, bmu, x)
+    sq_sums = x.new_zeros(len(counts)).index_add(0, bmu, torch.linalg.vector_norm(x, dim=1).square())
     kt = kernel.t().to(x.dtype)
-    ks, mass = kt @ sums, (kt @ counts).detach()
+    ks, mass = kt @ sums, (kt @ counts.to(x.dtype)).detach()
     unit_sq = kt @ sq_sums - 2 * (ks * weight).sum(1) + mass * (weight * weight).sum(1)
     if per_unit:
         ref = torch.maximum(mass, mass_floor * mass.clamp(min=0).mean()).clamp(min=torch.finfo(mass.dtype).tiny)
