@@ -7,7 +7,7 @@ Each library trains the same map on the same standardised data, one library at a
 process. The table gives seconds per epoch, each library's time over fastsom's, fastsom's epoch over the
 machine's limit, quantization and topographic error (one common function on the returned codebooks),
 and the peak resident memory of the process during training (for the disk workloads, fastsom streams a
-.npy file, or a Parquet file converted chunk by chunk, in blocks: its peak must not grow from 100,000 to
+.npy file, or a Parquet or CSV file converted chunk by chunk, in blocks: its peak must not grow from 100,000 to
 1,000,000 rows). The limit is the arithmetic of the BMU search, 2 N M D flops, at the best float32
 matrix-product rate this machine reaches in this run (the best over row blocks, so that the product's
 output stays in cache, measured before and after each workload's runs).
@@ -28,8 +28,10 @@ WORKLOADS = {  # name: (samples, features, map height, map width, epochs)
     'disk1m': (1_000_000, 64, 40, 40, 2),    # the same, ten times the rows: peak memory must not grow
     'parquet100k': (100_000, 64, 40, 40, 2), # a Parquet file, converted to .npy chunk by chunk, then streamed
     'parquet1m': (1_000_000, 64, 40, 40, 2),
+    'csv100k': (100_000, 64, 40, 40, 2),     # a CSV file, converted the same way
+    'csv1m': (1_000_000, 64, 40, 40, 2),
 }
-DISK = ('disk100k', 'disk1m', 'parquet100k', 'parquet1m')
+DISK = ('disk100k', 'disk1m', 'parquet100k', 'parquet1m', 'csv100k', 'csv1m')
 LIBS = ('fastsom', 'minisom', 'torchsom')
 
 def make_data(name, folder):
@@ -49,6 +51,10 @@ def make_data(name, folder):
         table = pa.table({f'x{i}': x[:, i] for i in range(d)})
         pq.write_table(table, path.with_suffix('.parquet'), row_group_size=65536)
         return path.with_suffix('.parquet')
+    if name.startswith('csv'):
+        import pandas as pd
+        pd.DataFrame(x, columns=[f'x{i}' for i in range(d)]).to_csv(path.with_suffix('.csv'), index=False)
+        return path.with_suffix('.csv')
     return path
 
 def matmul_limit(n, d, m, threads, reps=5):
@@ -77,7 +83,7 @@ def errors(x, w, height, width):
     return qe, te
 
 def train_fastsom(x, h, w, epochs):
-    "`x` is an array in memory, or the path of a .npy or .parquet file to stream from disk."
+    "`x` is an array in memory, or the path of a .npy, .parquet or .csv file to stream from disk."
     import torch
     from fastsom.all import som_dataloaders, som_learner
     on_disk = not isinstance(x, np.ndarray)

@@ -87,12 +87,15 @@ def are_neighbours(self:Grid, a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
     return (d2 <= limit + 1e-6) & (torch.as_tensor(a).cpu() != torch.as_tensor(b).cpu())
 
 # %% ../nbs/00_core.ipynb #3981d44c
-def _check_numeric_frame(df:pd.DataFrame):
-    bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+def _check_numeric_columns(names, dtypes):
+    "Raise a clear error naming the columns whose dtype is not a real number."
+    bad = [str(n) for n, t in zip(names, dtypes) if not pd.api.types.is_numeric_dtype(t)
+           or pd.api.types.is_bool_dtype(t) or pd.api.types.is_complex_dtype(t)]
     if bad: raise TypeError(f"non-numeric columns: {', '.join(bad)}; drop them or encode them as numbers first")
 
 def check_finite(t:torch.Tensor, name:str):
     "Raise a clear error if `t` has NaN or infinite values, naming the rows."
+    if torch.isfinite(t.sum()): return  # any NaN or infinity makes the sum one; no temporary as large as `t`
     bad = ~torch.isfinite(t)
     if bad.any():
         rows = bad.any(1).nonzero()[:, 0]
@@ -108,7 +111,7 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
     "`x` as a finite 2-D float tensor `(samples, features)`, or a clear error."
     if isinstance(x, pd.Series): x = x.to_frame()
     if isinstance(x, pd.DataFrame):
-        _check_numeric_frame(x)
+        _check_numeric_columns(x.columns, x.dtypes)
         x = x.to_numpy(dtype=np.float64 if dtype == torch.float64 else np.float32)  # no wider copy than needed
     if isinstance(x, np.ndarray) and not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
         raise TypeError(f"{name} must be numeric, got an array of dtype {x.dtype}")

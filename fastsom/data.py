@@ -11,7 +11,7 @@ from fastcore.basics import store_attr
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device
-from .core import as_data, check_finite
+from .core import as_data, check_finite, _check_numeric_columns
 
 # %% auto #0
 __all__ = ['DATASETS', 'Standardize', 'RowFile', 'csv_to_rows', 'parquet_to_rows', 'SomDataLoader', 'SomDataLoaders',
@@ -81,22 +81,29 @@ class RowFile:
 
 # %% ../nbs/06_data.ipynb #f567cd86
 def _write_rows(chunks, dest:Path) -> tuple[Path, list[str]]:
-    "Write numeric DataFrame chunks to one float32 `.npy` at `dest`; return it and the column names."
+    "Write chunks of rows, each a list of `(name, column)` arrays, to one float32 `.npy` at `dest`; return it and the names."
     tmp = dest.with_name(dest.name + '.partial')
-    names, n_rows = None, 0
-    with open(tmp, 'wb') as f:
-        for chunk in chunks:
-            if names is None:
-                names = [str(c) for c in chunk.columns]
-                header_at = f.tell()
-                np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(10**15, len(names))))
-            x = as_data(chunk, name=f'rows {n_rows} to {n_rows + len(chunk) - 1}').numpy()
-            f.write(np.ascontiguousarray(x, dtype='<f4').data)  # no copy: large temporaries fragment the heap
-            n_rows += len(x)
-        if names is None: raise ValueError("the file has no rows")
-        f.seek(header_at)
-        np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(n_rows, len(names))))
-    os.replace(tmp, dest)
+    try:
+        names, n_rows, buf = None, 0, None
+        with open(tmp, 'wb') as f:
+            for columns in chunks:
+                if names is None:
+                    names = [str(name) for name, _ in columns]
+                    header_at = f.tell()
+                    np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(10**15, len(names))))
+                _check_numeric_columns(names, [c.dtype for _, c in columns])
+                n = len(columns[0][1])
+                if buf is None or len(buf) < n: buf = np.empty((n, len(names)), '<f4')  # refilled for every chunk
+                for j, (_, c) in enumerate(columns): buf[:n, j] = c
+                check_finite(torch.from_numpy(buf[:n]), f'rows {n_rows} to {n_rows + n - 1}')
+                f.write(buf[:n].data)
+                n_rows += n
+            if names is None: raise ValueError("the file has no rows")
+            f.seek(header_at)
+            np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(n_rows, len(names))))
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists(): tmp.unlink()  # a failed conversion leaves nothing behind
     return dest, names
 
 def _cache_path(src:Path, folder) -> Path:
@@ -105,14 +112,21 @@ def _cache_path(src:Path, folder) -> Path:
 
 def csv_to_rows(path, folder=None, chunk_rows:int=65536, **read_csv_kwargs) -> tuple[Path, list[str]]:
     "Convert a numeric CSV to a float32 `.npy` in `folder` (default: the temp dir), chunk by chunk."
-    dest = _cache_path(Path(path), folder)
-    return _write_rows(pd.read_csv(path, chunksize=chunk_rows, **read_csv_kwargs), dest)
+    chunks = pd.read_csv(path, chunksize=chunk_rows, **read_csv_kwargs)
+    return _write_rows(([(c, df[c].to_numpy()) for c in df.columns] for df in chunks), _cache_path(Path(path), folder))
 
 def parquet_to_rows(path, folder=None, chunk_rows:int=65536) -> tuple[Path, list[str]]:
     "Convert a numeric Parquet file to a float32 `.npy` in `folder` (default: the temp dir), batch by batch."
-    import pyarrow.parquet as pq
-    dest = _cache_path(Path(path), folder)
-    return _write_rows((b.to_pandas() for b in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows, use_threads=False)), dest)
+    return _write_rows(_parquet_columns(path, chunk_rows), _cache_path(Path(path), folder))
+
+def _parquet_columns(path, chunk_rows:int):
+    "Batches of at most `chunk_rows` rows of a Parquet file, as `(name, column)` arrays, one row group at a time."
+    import pyarrow as pa, pyarrow.parquet as pq
+    file = pq.ParquetFile(path, pre_buffer=False)
+    for group in range(file.num_row_groups):  # a reader per row group, and Arrow's unused memory handed back
+        for batch in file.iter_batches(batch_size=chunk_rows, row_groups=[group], use_threads=False):
+            yield [(f.name, c.to_numpy(zero_copy_only=False)) for f, c in zip(batch.schema, batch.columns)]
+            pa.default_memory_pool().release_unused()
 
 # %% ../nbs/06_data.ipynb #75b4b599
 class SomDataLoader(DataLoader):

@@ -22,7 +22,7 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
     "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums over the units hit."
     counts = torch.bincount(bmu, minlength=weight.shape[0])
     hit = counts.nonzero()[:, 0]
-    if len(hit) < len(counts):  # sums over the hit units alone: a small batch costs O(N M D), not O(M^2 D)
+    if len(hit) <= len(counts) // 2:  # sums over the hit units alone: a small batch costs O(N M D), not O(M^2 D)
         slot = torch.zeros_like(counts).index_copy_(0, hit, torch.arange(len(hit), device=hit.device))
         bmu, counts, kernel = slot[bmu], counts[hit], kernel[hit]
     sums = x.new_zeros(len(counts), x.shape[1]).index_add(0, bmu, x)
