@@ -13,7 +13,7 @@ matrix-product rate this machine reaches in this run (the best over row blocks, 
 output stays in cache, measured before and after each workload's runs).
 
 Shared or virtual machines vary from one second to the next: each library's training is repeated
-(`--repeats`, 3 by default; once only when a run takes more than a minute) and the fastest run is kept,
+(`--repeats`, 5 by default; once only when a run takes more than a minute) and the fastest run is kept,
 as `timeit` does.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
@@ -161,7 +161,7 @@ def main():
     p.add_argument('--libs', default=','.join(LIBS))
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--epochs', type=int, default=None, help='epochs per library (default: per workload)')
-    p.add_argument('--repeats', type=int, default=3, help='runs per library; the fastest is kept')
+    p.add_argument('--repeats', type=int, default=5, help='runs per library; the fastest is kept')
     p.add_argument('--child'); p.add_argument('--workload'); p.add_argument('--data')
     args = p.parse_args()
     if args.child: return child(args)
