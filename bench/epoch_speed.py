@@ -6,7 +6,7 @@
 Each library trains the same map on the same standardised data, one library at a time in its own
 process. The table gives seconds per epoch, each library's time over fastsom's, fastsom's epoch over the
 machine's limit, quantization and topographic error (one common function on the returned codebooks),
-and the peak resident memory of the process during training (for the disk workloads, fastsom streams a
+and the peak resident memory of the process during its first training run (for the disk workloads, fastsom streams a
 .npy file, or a Parquet or CSV file converted chunk by chunk, in blocks: its peak must not grow from 100,000 to
 1,000,000 rows). The limit is the arithmetic of the BMU search, 2 N M D flops, at the best float32
 matrix-product rate this machine reaches in this run (the best over row blocks, so that the product's
@@ -16,7 +16,7 @@ Shared or virtual machines vary from one second to the next: each library's trai
 (`--repeats`, 5 by default; once only when a run takes more than a minute) and the fastest run is kept,
 as `timeit` does.
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, gc, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 
@@ -139,11 +139,12 @@ def child(args):
     for _ in range(args.repeats):
         t = time.perf_counter()
         runs.append(globals()[f'train_{args.child}'](x, h, w, args.epochs))
+        if len(runs) == 1: peak_mb = peak_rss_mb()  # the peak of one run: later runs add the allocator's leftovers
+        gc.collect()
         if time.perf_counter() - t > 60: break
     weights = runs[-1][0]  # every run starts from the same seed
     seconds = min(r[1] for r in runs)
     extra = {k: min(r[2][k] for r in runs) for k in runs[0][2]}
-    peak_mb = peak_rss_mb()  # before the evaluation loads data
     sample = np.array(np.load(Path(args.data).with_suffix('.npy'), mmap_mode='r')[:100_000])
     qe, te = errors(sample, np.ascontiguousarray(weights), h, w)
     print(json.dumps(dict(seconds=seconds, qe=qe, te=te, peak_mb=peak_mb, **extra)))
