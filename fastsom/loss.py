@@ -19,10 +19,10 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
                per_unit:bool=False, # weight each unit by 1 / its mass (batch map) instead of 1 / N (Kohonen rule)
                mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * mean mass)
               ) -> torch.Tensor:
-    "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums over the units hit."
+    "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums."
     counts = torch.bincount(bmu, minlength=weight.shape[0])
-    hit = counts.nonzero()[:, 0]
-    if len(hit) <= len(counts) // 2:  # sums over the hit units alone: a small batch costs O(N M D), not O(M^2 D)
+    if len(x) <= len(counts) // 2:  # a small batch: sums over its hit units alone, O(N M D) instead of O(M^2 D)
+        hit = counts.nonzero()[:, 0]
         slot = torch.zeros_like(counts).index_copy_(0, hit, torch.arange(len(hit), device=hit.device))
         bmu, counts, kernel = slot[bmu], counts[hit], kernel[hit]
     sums = x.new_zeros(len(counts), x.shape[1]).index_add(0, bmu, x)
