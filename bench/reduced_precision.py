@@ -31,7 +31,7 @@ def round_bf16(t): return t.bfloat16().float()
 def trained_map(name, folder):
     "Standardised data of a workload and the codebook fastsom trains on it."
     from fastsom.all import som_dataloaders, som_learner
-    n, d, h, w, epochs = WORKLOADS[name]
+    h, w, epochs = WORKLOADS[name][2:]
     x = np.load(make_data(name, folder))
     learn = som_learner(som_dataloaders(x, valid_pct=0, normalize=False, seed=0, device='cpu'),
                         map_size=(h, w), metrics=[], seed=0)
@@ -45,8 +45,8 @@ def compare(x, w, ks, rows=4096, tol=1e-5):
     for i in range(0, len(x), rows):
         xb = x[i:i + rows]
         exact = torch.addmm(w2, xb, wt)
-        best = exact.argmin(1)
-        d_best = exact.gather(1, best[:, None])[:, 0] + (xb * xb).sum(1)
+        best, x2 = exact.argmin(1), (xb * xb).sum(1)
+        d_best = exact.gather(1, best[:, None])[:, 0] + x2
         found = {'float64': torch.addmm(w2.double(), xb.double(), wt.double()).argmin(1)}
         for name, rnd in (('bf16', round_bf16), ('tf32', round_tf32)):
             scores = w2 + rnd(xb) @ rnd(wt)
@@ -54,7 +54,7 @@ def compare(x, w, ks, rows=4096, tol=1e-5):
                 cand = scores.topk(k, 1, largest=False).indices
                 found[f'{name} k={k}'] = cand.gather(1, exact.gather(1, cand).argmin(1, keepdim=True))[:, 0]
         for key, pick in found.items():
-            d_pick = exact.gather(1, pick[:, None])[:, 0] + (xb * xb).sum(1)
+            d_pick = exact.gather(1, pick[:, None])[:, 0] + x2
             miss = pick != best
             rel = (d_pick - d_best) / d_best.clamp(min=1e-12)
             same[key] = same.get(key, 0) + (~miss).sum().item()
