@@ -97,12 +97,16 @@ def train_fastsom(x, h, w, epochs):
     learn = som_learner(dls, map_size=(h, w), metrics=[], seed=0)
     with learn.no_bar(), learn.no_logging():
         t = time.perf_counter(); learn.fit(epochs); t = time.perf_counter() - t
-    # the same computation without fastai: BMU search, energy, backward, SGD step
-    som, loss_func, xt = learn.som, learn.loss_func, dls.train.dataset
+    # the same computation without fastai, epoch by epoch: the radius fit used, BMU search, energy,
+    # backward, SGD step, and the validation loss that fit computes after every epoch
+    som, loss_func, xt, xv = learn.som, learn.loss_func, dls.train.dataset, dls.valid.dataset
     bare = time.perf_counter()
-    for _ in range(epochs):
+    for sigma in learn.recorder.hps['sigma']:
+        som.sigma = sigma
         loss_func(som(xt), xt).backward()
-        with torch.no_grad(): som.weight -= som.weight.grad
+        with torch.no_grad():
+            som.weight -= som.weight.grad
+            loss_func(som(xv), xv)
         som.weight.grad = None
     bare = time.perf_counter() - bare
     return learn.som.weight.detach().numpy(), t / epochs, dict(bare_loop=bare / epochs)

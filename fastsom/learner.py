@@ -13,7 +13,7 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.optimizer import SGD
-from fastai.callback.core import Callback, CancelBatchException
+from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import SchedExp
 from .som import Som
@@ -28,8 +28,21 @@ __all__ = ['BMUs', 'SomLearner', 'ExactBatchMap', 'som_learner']
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
 
+def _handles(cb:Callback, event_name:str) -> bool:
+    "Whether `cb` has a handler of `event_name`: a method of its class, or one passed to its constructor."
+    return hasattr(type(cb), event_name) or event_name in vars(cb)
+
 class SomLearner(Learner):
     "A `Learner` that trains a `Som`."
+    def __call__(self, event_name):
+        "Run the handlers of an event, or of a list of events, in the callbacks' order."
+        for name in [event_name] if isinstance(event_name, str) else event_name: self._call_one(name)
+
+    def _call_one(self, event_name):
+        if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+        for cb in self.cbs.sorted('order'):
+            if event_name == 'after_fit' or _handles(cb, event_name): cb(event_name)
+
     @property
     def som(self) -> Som: return self.model
 
