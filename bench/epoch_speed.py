@@ -10,7 +10,8 @@ and the peak resident memory of the process during its first training run (for t
 .npy file, or a Parquet or CSV file converted chunk by chunk, in blocks: its peak must not grow from 100,000 to
 1,000,000 rows). The limit is the arithmetic of the BMU search, 2 N M D flops, at the best float32
 matrix-product rate this machine reaches in this run (the best over row blocks, so that the product's
-output stays in cache, measured before and after each workload's runs).
+output stays in cache, and over torch's two CPU kernels, MKL's and oneDNN's; measured before and after
+each workload's runs).
 
 Shared or virtual machines vary from one second to the next: each library's training is repeated
 (`--repeats`, 5 by default; once only when a run takes more than a minute) and the fastest run is kept,
@@ -58,19 +59,27 @@ def make_data(name, folder):
     return path
 
 def matmul_limit(n, d, m, threads, reps=5):
-    "Seconds for 2 n m d flops at the best blocked float32 matrix-product rate (and that rate, GFLOP/s)."
+    """Seconds for 2 n m d flops at the best blocked float32 matrix-product rate, that rate (GFLOP/s) and its kernel.
+
+    The best over row blocks and over the two CPU kernels torch carries: MKL's (`torch.mm`) and oneDNN's
+    (`x @ W^T + b`, which fastsom's search uses for blocks of 256 rows or more)."""
     import torch
     torch.set_num_threads(threads)
     x, w = torch.randn(min(n, 65536), d), torch.randn(m, d)
-    best = 0.
+    bias = torch.zeros(m)
+    kernels = {'MKL': lambda xb, out: torch.mm(xb, w.t(), out=out)}
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise'):
+        kernels['oneDNN'] = lambda xb, out: torch.ops.mkldnn._linear_pointwise(xb, w, bias, 'none', [], '')
+    best, best_kernel = 0., None
     for rows in (64, 128, 256, 512, 1024, 2048, 4096):
         out = torch.empty(rows, m)
         for _ in range(reps):
-            t = time.perf_counter()
-            for i in range(0, len(x) - rows + 1, rows): torch.mm(x[i:i + rows], w.t(), out=out)
-            t = time.perf_counter() - t
-            best = max(best, 2 * (len(x) // rows) * rows * m * d / t)
-    return 2 * n * m * d / best, best / 1e9
+            for name, product in kernels.items():
+                t = time.perf_counter()
+                for i in range(0, len(x) - rows + 1, rows): product(x[i:i + rows], out)
+                rate = 2 * (len(x) // rows) * rows * m * d / (time.perf_counter() - t)
+                if rate > best: best, best_kernel = rate, name
+    return 2 * n * m * d / best, best / 1e9, best_kernel
 
 def errors(x, w, height, width):
     "Quantization error and topographic error (8-neighbour, rectangular) of codebook `w` [h*w, d] on `x`."
@@ -97,6 +106,7 @@ def train_fastsom(x, h, w, epochs):
     learn = som_learner(dls, map_size=(h, w), metrics=[], seed=0)
     with learn.no_bar(), learn.no_logging():
         t = time.perf_counter(); learn.fit(epochs); t = time.perf_counter() - t
+    weights = learn.som.weight.detach().clone().numpy()  # what fit trained: the bare loop below moves the codebook on
     # the same computation without fastai, epoch by epoch: the radius fit used, BMU search, energy,
     # backward, SGD step, and the validation loss that fit computes after every epoch
     som, loss_func, xt, xv = learn.som, learn.loss_func, dls.train.dataset, dls.valid.dataset
@@ -109,7 +119,7 @@ def train_fastsom(x, h, w, epochs):
             loss_func(som(xv), xv)
         som.weight.grad = None
     bare = time.perf_counter() - bare
-    return learn.som.weight.detach().numpy(), t / epochs, dict(bare_loop=bare / epochs)
+    return weights, t / epochs, dict(bare_loop=bare / epochs)
 
 def train_minisom(x, h, w, epochs):
     from minisom import MiniSom
@@ -181,13 +191,13 @@ def main():
             before = matmul_limit(n, d, h * w, args.threads)
             libs = ['fastsom'] if name in DISK else args.libs.split(',')
             results = {lib: run_child(lib, name, data, epochs, args.threads, args.repeats) for lib in libs}
-            limit, rate = min(before, matmul_limit(n, d, h * w, args.threads))
+            limit, rate, kernel = min(before, matmul_limit(n, d, h * w, args.threads))
             base = results.get('fastsom', {}).get('seconds')
             for lib, r in results.items():
                 if 'error' in r:
                     print(f"| {name} {n}x{d}, {h}x{w} | {lib} | failed: {r['error']} |||||||"); continue
                 vs = f"{r['seconds'] / base:.1f}x" if base else '-'
-                note = f"limit {limit:.4f} s at {rate:.0f} GFLOP/s" if lib == 'fastsom' else ''
+                note = f"limit {limit:.4f} s at {rate:.0f} GFLOP/s ({kernel})" if lib == 'fastsom' else ''
                 if 'bare_loop' in r:
                     note += (f"; fit / bare loop {r['seconds'] / r['bare_loop']:.2f} "
                              f"({1e3 * (r['seconds'] - r['bare_loop']):.1f} ms of fastai per epoch)")

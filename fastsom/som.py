@@ -14,7 +14,8 @@ from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
 
 # %% auto #0
-__all__ = ['SCORE_GROUP', 'INITS', 'Som', 'first_lowest', 'k_lowest', 'pca_init']
+__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'INITS', 'Som', 'first_lowest', 'score_product', 'k_lowest',
+           'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -82,6 +83,23 @@ def first_lowest(scores:torch.Tensor, group:int=SCORE_GROUP) -> torch.Tensor:
     within = groups[torch.arange(rows, device=scores.device), g[:, 0]].argmin(1, keepdim=True)
     return g * group + within
 
+ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES = 256, 128  # below either, MKL's `addmm` was as fast or faster
+
+def score_product(w2:torch.Tensor, # `||w||^2`, [M]
+                  w_neg2:torch.Tensor, # `-2 w`, [M, D]
+                 ):
+    "A function from a block of rows `xb` to `w2 + xb @ w_neg2.T`, `[rows, M]`, on the fastest kernel torch has for it."
+    wt = w_neg2.t()
+    onednn = (w_neg2.device.type == 'cpu' and w_neg2.dtype == torch.float32 and w_neg2.shape[1] >= ONEDNN_MIN_FEATURES
+              and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+              and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
+    if not onednn: return lambda xb: torch.addmm(w2, xb, wt)
+    w_neg2 = w_neg2.contiguous()
+    def product(xb):
+        if len(xb) < ONEDNN_MIN_ROWS: return torch.addmm(w2, xb, wt)
+        return torch.ops.mkldnn._linear_pointwise(xb, w_neg2, w2, 'none', [], '')
+    return product
+
 def k_lowest(scores:torch.Tensor, k:int) -> torch.Tensor:
     "Column indices of the `k` lowest scores of each row, `[rows, k]`."
     if k > 1: return scores.topk(k, dim=1, largest=False).indices
@@ -95,11 +113,12 @@ def block_search(self:Som, k:int=1):
     if own_scores or not is_euclidean(self.distance): return lambda xb: k_lowest(self.unit_scores(xb), k)
     w2 = (w * w).sum(1)
     if self.search_dtype is None:
-        wt = (-2 * w).t()
+        w_neg2 = -2 * w
         if k == 1 and w.device.type == 'cpu' and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `first_lowest`
             pad = -self.n_units % SCORE_GROUP
-            w2, wt = F.pad(w2, (0, pad), value=math.inf), F.pad(wt, (0, pad))
-        return lambda xb: k_lowest(torch.addmm(w2, xb, wt), k)
+            w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
+        product = score_product(w2, w_neg2)
+        return lambda xb: k_lowest(product(xb), k)
     low, n_cand = self.search_dtype, min(self.n_units, k + 3)
     w2_low, wt_low = w2.to(low), (-2 * w).t().to(low)
     def search(xb):

@@ -1,7 +1,7 @@
 "The CPU best-matching-unit search of the built package against the brute-force distance table."
 import pytest, torch
 import fastcore.test as fct
-from fastsom.som import Som, first_lowest
+from fastsom.som import Som, first_lowest, score_product, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
 from fastsom.distance import sqeuclidean
 
 def randn(*shape, seed=0): return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
@@ -32,3 +32,32 @@ def test_two_best_units():
 def test_default_block_is_4_mib_on_cpu():
     som = Som(8, (30, 30))
     assert som.block_rows() == 2**22 // (900 * 4)
+
+@pytest.mark.filterwarnings('ignore:TF32 acceleration on top of oneDNN')  # torch's, when the flags are set
+def test_score_product_kernels_agree():
+    "oneDNN's product (blocks of 256 rows or more) and addmm's (smaller blocks, or oneDNN off) give the same scores."
+    w, x = randn(900, ONEDNN_MIN_FEATURES, seed=1), randn(1000, ONEDNN_MIN_FEATURES)
+    w2, w_neg2 = (w * w).sum(1), -2 * w
+    expected = torch.addmm(w2.double(), x.double(), w_neg2.double().t()).float()
+    for rows in (ONEDNN_MIN_ROWS - 1, ONEDNN_MIN_ROWS, len(x)):
+        fct.test_close(score_product(w2, w_neg2)(x[:rows]), expected[:rows], eps=1e-3)
+    with torch.backends.mkldnn.flags(enabled=False):
+        fct.test_close(score_product(w2, w_neg2)(x), expected, eps=1e-3)
+
+@pytest.mark.parametrize('map_size', [(30, 30), (50, 50)])
+def test_bmus_with_onednn_product(map_size):
+    "Wide data takes oneDNN's product: the BMUs are float64's wherever float32 can tell the units apart, ties to the lower index."
+    x = randn(3000, ONEDNN_MIN_FEATURES)
+    som = Som(ONEDNN_MIN_FEATURES, map_size)
+    with torch.no_grad():
+        som.weight.copy_(randn(som.n_units, ONEDNN_MIN_FEATURES, seed=1))
+        som.weight[-1] = som.weight[0]
+    x[:50] = som.weight[0].detach() + 0.1 * x[:50]  # samples whose BMU is unit 0, tied with its copy
+    assert som.block_rows() >= ONEDNN_MIN_ROWS
+    d = sqeuclidean(x.double(), som.weight.detach().double())
+    two = d.topk(2, largest=False)
+    clear = (two.values[:, 1] - two.values[:, 0]) > 1e-4 * two.values[:, 0]
+    found = som(x)
+    fct.test_eq(found[clear], two.indices[clear, 0])
+    assert clear[50:].float().mean() > 0.99  # the test sees almost every other sample
+    assert (found == 0).any() and not (found == som.n_units - 1).any()  # unit 0 wins its ties with its copy
