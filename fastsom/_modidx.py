@@ -348,5 +348,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'fastsom.som._grid_axes': ('som.html#_grid_axes', 'fastsom/som.py'),
                              'fastsom.som.first_lowest': ('som.html#first_lowest', 'fastsom/som.py'),
                              'fastsom.som.k_lowest': ('som.html#k_lowest', 'fastsom/som.py'),
+                             'fastsom.som.matmul_rounds': ('som.html#matmul_rounds', 'fastsom/som.py'),
                              'fastsom.som.pca_init': ('som.html#pca_init', 'fastsom/som.py'),
                              'fastsom.som.score_product': ('som.html#score_product', 'fastsom/som.py')}}}

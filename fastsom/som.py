@@ -14,8 +14,8 @@ from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
 
 # %% auto #0
-__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'INITS', 'Som', 'first_lowest', 'score_product', 'k_lowest',
-           'pca_init']
+__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'RERANK_CANDIDATES', 'INITS', 'Som', 'first_lowest',
+           'score_product', 'matmul_rounds', 'k_lowest', 'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -100,6 +100,15 @@ def score_product(w2:torch.Tensor, # `||w||^2`, [M]
         return torch.ops.mkldnn._linear_pointwise(xb, w_neg2, w2, 'none', [], '')
     return product
 
+RERANK_CANDIDATES = 8  # candidates from a rounded product, re-ranked exactly (`bench/reduced_precision.py`)
+
+def matmul_rounds(device:torch.device) -> bool:
+    "Whether torch may round the inputs of float32 matrix products on `device` (to TF32 or bfloat16), as its user allowed."
+    if device.type not in ('cpu', 'cuda'): return False
+    precision = (torch.backends.cuda.matmul if device.type == 'cuda' else torch.backends.mkldnn.matmul).fp32_precision
+    if precision == 'none': precision = torch.backends.fp32_precision  # the backend follows the global setting
+    return precision not in ('none', 'ieee')
+
 def k_lowest(scores:torch.Tensor, k:int) -> torch.Tensor:
     "Column indices of the `k` lowest scores of each row, `[rows, k]`."
     if k > 1: return scores.topk(k, dim=1, largest=False).indices
@@ -112,18 +121,22 @@ def block_search(self:Som, k:int=1):
     own_scores = type(self).unit_scores is not Som.unit_scores  # a subclass (such as `Topography`) scores its own way
     if own_scores or not is_euclidean(self.distance): return lambda xb: k_lowest(self.unit_scores(xb), k)
     w2 = (w * w).sum(1)
-    if self.search_dtype is None:
+    if self.search_dtype is None and not matmul_rounds(w.device):
         w_neg2 = -2 * w
         if k == 1 and w.device.type == 'cpu' and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `first_lowest`
             pad = -self.n_units % SCORE_GROUP
             w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
         product = score_product(w2, w_neg2)
         return lambda xb: k_lowest(product(xb), k)
-    low, n_cand = self.search_dtype, min(self.n_units, k + 3)
-    w2_low, wt_low = w2.to(low), (-2 * w).t().to(low)
+    if self.search_dtype is None: product = score_product(w2, -2 * w)  # float32 scores of rounded inputs
+    else:
+        low = self.search_dtype
+        w2_low, wt_low = w2.to(low), (-2 * w).t().to(low)
+        product = lambda xb: torch.addmm(w2_low, xb.to(low), wt_low)
+    n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1)
     def search(xb):
-        cand = k_lowest(torch.addmm(w2_low, xb.to(low), wt_low), n_cand)
-        exact = w2[cand] - 2 * torch.einsum('nd,nkd->nk', xb, w[cand])
+        cand = k_lowest(product(xb), n_cand)
+        exact = w2[cand] - 2 * (xb[:, None, :] * w[cand]).sum(2)  # elementwise: no product torch may round
         return cand.gather(1, k_lowest(exact, k))
     return search
 

@@ -1,7 +1,8 @@
 "The CPU best-matching-unit search of the built package against the brute-force distance table."
 import pytest, torch
 import fastcore.test as fct
-from fastsom.som import Som, first_lowest, score_product, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
+import fastsom.som
+from fastsom.som import Som, first_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
 from fastsom.distance import sqeuclidean
 
 def randn(*shape, seed=0): return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
@@ -61,3 +62,22 @@ def test_bmus_with_onednn_product(map_size):
     fct.test_eq(found[clear], two.indices[clear, 0])
     assert clear[50:].float().mean() > 0.99  # the test sees almost every other sample
     assert (found == 0).any() and not (found == som.n_units - 1).any()  # unit 0 wins its ties with its copy
+
+def round_tf32(t):
+    "float32 values rounded to TF32's 10 stored mantissa bits, as a GPU's tensor cores read them."
+    return ((t.contiguous().view(torch.int32) + 0x1000) & ~0x1FFF).view(torch.float32)
+
+def test_rounded_product_is_reranked(monkeypatch):
+    "Where torch may round float32 products (here emulated), the search re-ranks its 8 best candidates exactly."
+    x, som = randn(5000, 64) + 8, Som(64, (30, 30))  # far from the origin: the rounding is large beside the gaps
+    with torch.no_grad(): som.weight.copy_(x[:900] + 0.5 * randn(900, 64, seed=1))
+    exact = som(x)
+    monkeypatch.setattr(fastsom.som, 'score_product',
+                        lambda w2, w_neg2: lambda xb: torch.addmm(w2, round_tf32(xb), round_tf32(w_neg2).t()))
+    rounded_alone = (som(x) == exact).float().mean().item()  # precision 'highest': no re-ranking
+    try:
+        torch.set_float32_matmul_precision('high')
+        assert matmul_rounds(torch.device('cpu'))
+        reranked = (som(x) == exact).float().mean().item()
+    finally: torch.set_float32_matmul_precision('highest')
+    assert rounded_alone < 0.99 and reranked >= 0.999, (rounded_alone, reranked)
