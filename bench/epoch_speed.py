@@ -1,7 +1,8 @@
 """Seconds per epoch of fastsom beside MiniSom and torchsom, and beside the machine's own limit.
 
-    python bench/epoch_speed.py                       # all workloads, all libraries
+    python bench/epoch_speed.py                       # every CPU workload, all libraries
     python bench/epoch_speed.py --workloads blobs100k --libs fastsom,minisom --threads 2
+    python bench/epoch_speed.py --device cuda [--tf32]    # on a GPU: the GPU workloads, float32 or TF32 products
 
 Each library trains the same map on the same standardised data, one library at a time in its own
 process. The table gives seconds per epoch, each library's time over fastsom's, fastsom's epoch over the
@@ -12,6 +13,11 @@ and the peak resident memory of the process during its first training run (for t
 matrix-product rate this machine reaches in this run (the best over row blocks, so that the product's
 output stays in cache, and over torch's two CPU kernels, MKL's and oneDNN's; measured before and after
 each workload's runs).
+
+On a GPU (`--device cuda`) the data sits on the GPU, the limit is the best float32 (or, with `--tf32`,
+TF32) `torch.mm` rate there, peak MB is the GPU's peak allocated memory, and MiniSom, which has no GPU
+path, runs only where its distance table fits in memory. With `--tf32`, torch may round the inputs of
+float32 products to TF32; fastsom then re-ranks 8 candidates of each search exactly.
 
 Shared or virtual machines vary from one second to the next: each library's training is repeated
 (`--repeats`, 5 by default; once only when a run takes more than a minute) and the fastest run is kept,
@@ -31,8 +37,11 @@ WORKLOADS = {  # name: (samples, features, map height, map width, epochs)
     'parquet1m': (1_000_000, 64, 40, 40, 2),
     'csv100k': (100_000, 64, 40, 40, 2),     # a CSV file, converted the same way
     'csv1m': (1_000_000, 64, 40, 40, 2),
+    'wide1m': (1_000_000, 784, 100, 100, 2),   # GPU workload: MNIST-wide rows, a 100 x 100 map
 }
+GPU_WORKLOADS = ('digits', 'blobs100k', 'blobs200k', 'wide1m')
 DISK = ('disk100k', 'disk1m', 'parquet100k', 'parquet1m', 'csv100k', 'csv1m')
+CPU_WORKLOADS = tuple(name for name in WORKLOADS if name != 'wide1m')  # wide1m: over an hour per library on 2 cores
 LIBS = ('fastsom', 'minisom', 'torchsom')
 
 def make_data(name, folder):
@@ -58,26 +67,32 @@ def make_data(name, folder):
         return path.with_suffix('.csv')
     return path
 
-def matmul_limit(n, d, m, threads, reps=5):
+def sync(device):
+    "Wait for the GPU's queued work, so that a timer reads the work done."
+    import torch
+    if device == 'cuda': torch.cuda.synchronize()
+
+def matmul_limit(n, d, m, threads, device='cpu', reps=5):
     """Seconds for 2 n m d flops at the best blocked float32 matrix-product rate, that rate (GFLOP/s) and its kernel.
 
     The best over row blocks and over the two CPU kernels torch carries: MKL's (`torch.mm`) and oneDNN's
     (`x @ W^T + b`, which fastsom's search uses for blocks of 256 rows or more)."""
     import torch
     torch.set_num_threads(threads)
-    x, w = torch.randn(min(n, 65536), d), torch.randn(m, d)
+    x, w = torch.randn(min(n, 65536), d, device=device), torch.randn(m, d, device=device)
     bias = torch.zeros(m)
-    kernels = {'MKL': lambda xb, out: torch.mm(xb, w.t(), out=out)}
-    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise'):
+    kernels = {'MKL' if device == 'cpu' else 'torch.mm': lambda xb, out: torch.mm(xb, w.t(), out=out)}
+    if device == 'cpu' and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise'):
         kernels['oneDNN'] = lambda xb, out: torch.ops.mkldnn._linear_pointwise(xb, w, bias, 'none', [], '')
     best, best_kernel = 0., None
-    for rows in (64, 128, 256, 512, 1024, 2048, 4096):
-        out = torch.empty(rows, m)
+    blocks = (64, 128, 256, 512, 1024, 2048, 4096) if device == 'cpu' else (1024, 4096, 16384, 65536)
+    for rows in [r for r in blocks if r <= len(x)]:
+        out = torch.empty(rows, m, device=device)
         for _ in range(reps):
             for name, product in kernels.items():
-                t = time.perf_counter()
+                sync(device); t = time.perf_counter()
                 for i in range(0, len(x) - rows + 1, rows): product(x[i:i + rows], out)
-                rate = 2 * (len(x) // rows) * rows * m * d / (time.perf_counter() - t)
+                sync(device); rate = 2 * (len(x) // rows) * rows * m * d / (time.perf_counter() - t)
                 if rate > best: best, best_kernel = rate, name
     return 2 * n * m * d / best, best / 1e9, best_kernel
 
@@ -91,22 +106,23 @@ def errors(x, w, height, width):
     te = (((r[:, 0] - r[:, 1]).abs() > 1) | ((c[:, 0] - c[:, 1]).abs() > 1)).float().mean().item()
     return qe, te
 
-def train_fastsom(x, h, w, epochs):
+def train_fastsom(x, h, w, epochs, device):
     "`x` is an array in memory, or the path of a .npy, .parquet or .csv file to stream from disk."
     import torch
     from fastsom.all import som_dataloaders, som_learner
     on_disk = not isinstance(x, np.ndarray)
-    dls = som_dataloaders(x, valid_pct=0.001, normalize=False, seed=0, device='cpu',
+    data = x if on_disk else torch.from_numpy(x).to(device)  # on a GPU the data sits there
+    dls = som_dataloaders(data, valid_pct=0.001, normalize=False, seed=0, device=device,
                           folder=Path(x).parent if on_disk else None)
     if on_disk:  # one exact batch map per epoch over blocks of rows
         learn = som_learner(dls, map_size=(h, w), metrics=[], seed=0)
         with learn.no_bar(), learn.no_logging():
-            t = time.perf_counter(); learn.fit(epochs); t = time.perf_counter() - t
-        return learn.som.weight.detach().numpy(), t / epochs, {}
+            t = time.perf_counter(); learn.fit(epochs); sync(device); t = time.perf_counter() - t
+        return learn.som.weight.detach().cpu().numpy(), t / epochs, {}
     learn = som_learner(dls, map_size=(h, w), metrics=[], seed=0)
     with learn.no_bar(), learn.no_logging():
-        t = time.perf_counter(); learn.fit(epochs); t = time.perf_counter() - t
-    weights = learn.som.weight.detach().clone().numpy()  # what fit trained: the bare loop below moves the codebook on
+        t = time.perf_counter(); learn.fit(epochs); sync(device); t = time.perf_counter() - t
+    weights = learn.som.weight.detach().cpu().numpy().copy()  # what fit trained: the bare loop below moves the codebook on
     # the same computation without fastai, epoch by epoch: the radius fit used, BMU search, energy,
     # backward, SGD step, and the validation loss that fit computes after every epoch
     som, loss_func, xt, xv = learn.som, learn.loss_func, dls.train.dataset, dls.valid.dataset
@@ -118,10 +134,11 @@ def train_fastsom(x, h, w, epochs):
             som.weight -= som.weight.grad
             loss_func(som(xv), xv)
         som.weight.grad = None
-    bare = time.perf_counter() - bare
+    sync(device); bare = time.perf_counter() - bare
     return weights, t / epochs, dict(bare_loop=bare / epochs)
 
-def train_minisom(x, h, w, epochs):
+def train_minisom(x, h, w, epochs, device):
+    "MiniSom runs on the CPU whatever `device` is."
     from minisom import MiniSom
     som = MiniSom(w, h, x.shape[1], sigma=max(h, w) / 2, learning_rate=1., random_seed=0,
                   sigma_decay_function='inverse_decay_to_one')
@@ -129,15 +146,15 @@ def train_minisom(x, h, w, epochs):
     t = time.perf_counter(); som.train_batch_offline(x, epochs); t = time.perf_counter() - t
     return som.get_weights().transpose(1, 0, 2).reshape(h * w, -1), t / epochs, {}
 
-def train_torchsom(x, h, w, epochs):
+def train_torchsom(x, h, w, epochs, device):
     import torch
     from torchsom.core.som import SOM
     som = SOM(x=h, y=w, num_features=x.shape[1], epochs=epochs, batch_size=256, sigma=max(h, w) / 2,
-              learning_rate=0.5, initialization_mode='pca', device='cpu', search_backend='torch')
+              learning_rate=0.5, initialization_mode='pca', device=device, search_backend='torch')
     xt = torch.from_numpy(x)
-    som.initialize_weights(xt)
-    t = time.perf_counter(); som.fit(xt, verbose=False); t = time.perf_counter() - t
-    return som.weights.detach().reshape(h * w, -1).numpy(), t / epochs, {}
+    som.initialize_weights(xt.to(device))
+    t = time.perf_counter(); som.fit(xt, verbose=False); sync(device); t = time.perf_counter() - t
+    return som.weights.detach().reshape(h * w, -1).cpu().numpy(), t / epochs, {}
 
 def peak_rss_mb():
     "Peak resident memory of this process since it started (VmHWM: unlike ru_maxrss, not inherited from the parent)."
@@ -147,13 +164,15 @@ def peak_rss_mb():
 def child(args):
     import torch
     torch.set_num_threads(args.threads)
+    if args.tf32: torch.backends.cuda.matmul.fp32_precision = 'tf32'
     n, d, h, w, _ = WORKLOADS[args.workload]
     x = args.data if args.workload in DISK else np.load(args.data)
     runs = []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        runs.append(globals()[f'train_{args.child}'](x, h, w, args.epochs))
-        if len(runs) == 1: peak_mb = peak_rss_mb()  # the peak of one run: later runs add the allocator's leftovers
+        runs.append(globals()[f'train_{args.child}'](x, h, w, args.epochs, args.device))
+        if len(runs) == 1:  # the peak of one run: later runs add the allocator's leftovers
+            peak_mb = torch.cuda.max_memory_allocated() / 2**20 if args.device == 'cuda' else peak_rss_mb()
         gc.collect()
         if time.perf_counter() - t > 60: break
     weights = runs[-1][0]  # every run starts from the same seed
@@ -163,35 +182,43 @@ def child(args):
     qe, te = errors(sample, np.ascontiguousarray(weights), h, w)
     print(json.dumps(dict(seconds=seconds, qe=qe, te=te, peak_mb=peak_mb, **extra)))
 
-def run_child(lib, workload, data, epochs, threads, repeats):
-    cmd = [sys.executable, __file__, '--child', lib, '--workload', workload, '--data', str(data),
-           '--epochs', str(epochs), '--threads', str(threads), '--repeats', str(repeats)]
+def run_child(lib, workload, data, epochs, args):
+    cmd = [sys.executable, __file__, '--child', lib, '--workload', workload, '--data', str(data), '--epochs', str(epochs),
+           '--threads', str(args.threads), '--repeats', str(args.repeats), '--device', args.device] + ['--tf32'] * args.tf32
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode: return dict(error=r.stderr.strip().splitlines()[-1])
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--workloads', default=','.join(WORKLOADS))
+    p.add_argument('--workloads', default=None, help='default: every CPU workload, or the GPU ones with --device cuda')
     p.add_argument('--libs', default=','.join(LIBS))
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--epochs', type=int, default=None, help='epochs per library (default: per workload)')
     p.add_argument('--repeats', type=int, default=5, help='runs per library; the fastest is kept')
+    p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    p.add_argument('--tf32', action='store_true', help='on a GPU, let torch round float32 products to TF32')
     p.add_argument('--child'); p.add_argument('--workload'); p.add_argument('--data')
     args = p.parse_args()
     if args.child: return child(args)
-    print(f"# fastsom epoch benchmark, {time.strftime('%Y-%m-%d')}, {args.threads} threads, {os.cpu_count()} cores\n")
+    if args.tf32:
+        import torch
+        torch.backends.cuda.matmul.fp32_precision = 'tf32'  # for the limit too
+    workloads = args.workloads.split(',') if args.workloads else GPU_WORKLOADS if args.device == 'cuda' else CPU_WORKLOADS
+    print(f"# fastsom epoch benchmark, {time.strftime('%Y-%m-%d')}, {args.device}{' (TF32)' * args.tf32}, "
+          f"{args.threads} threads, {os.cpu_count()} cores\n")
     print('| workload | library | s / epoch | vs fastsom | vs limit | QE | TE | peak MB | note |')
     print('|---|---|---|---|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as folder:
-        for name in args.workloads.split(','):
+        for name in workloads:
             n, d, h, w, epochs = WORKLOADS[name]
             epochs = args.epochs or epochs
             data = make_data(name, folder)
-            before = matmul_limit(n, d, h * w, args.threads)
+            before = matmul_limit(n, d, h * w, args.threads, args.device)
             libs = ['fastsom'] if name in DISK else args.libs.split(',')
-            results = {lib: run_child(lib, name, data, epochs, args.threads, args.repeats) for lib in libs}
-            limit, rate, kernel = min(before, matmul_limit(n, d, h * w, args.threads))
+            if name == 'wide1m': libs = [lib for lib in libs if lib != 'minisom']  # its 1M x 10,000 distance table: 80 GB
+            results = {lib: run_child(lib, name, data, epochs, args) for lib in libs}
+            limit, rate, kernel = min(before, matmul_limit(n, d, h * w, args.threads, args.device))
             base = results.get('fastsom', {}).get('seconds')
             for lib, r in results.items():
                 if 'error' in r:
