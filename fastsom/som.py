@@ -105,9 +105,11 @@ RERANK_CANDIDATES = 8  # candidates from a rounded product, re-ranked exactly (`
 def matmul_rounds(device:torch.device) -> bool:
     "Whether torch may round the inputs of float32 matrix products on `device` (to TF32 or bfloat16), as its user allowed."
     if device.type not in ('cpu', 'cuda'): return False
-    precision = (torch.backends.cuda.matmul if device.type == 'cuda' else torch.backends.mkldnn.matmul).fp32_precision
-    if precision == 'none': precision = torch.backends.fp32_precision  # the backend follows the global setting
-    return precision not in ('none', 'ieee')
+    backend = torch.backends.cuda.matmul if device.type == 'cuda' else getattr(torch.backends.mkldnn, 'matmul', None)
+    precision = getattr(backend, 'fp32_precision', None)
+    if precision is None: return torch.get_float32_matmul_precision() != 'highest'  # torch before per-backend settings
+    if precision in ('none', 'default'): precision = getattr(torch.backends, 'fp32_precision', 'ieee')  # the global one
+    return precision in ('tf32', 'bf16')
 
 def k_lowest(scores:torch.Tensor, k:int) -> torch.Tensor:
     "Column indices of the `k` lowest scores of each row, `[rows, k]`."

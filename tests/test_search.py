@@ -74,6 +74,7 @@ def test_rounded_product_is_reranked(monkeypatch):
     exact = som(x)
     monkeypatch.setattr(fastsom.som, 'score_product',
                         lambda w2, w_neg2: lambda xb: torch.addmm(w2, round_tf32(xb), round_tf32(w_neg2).t()))
+    assert not matmul_rounds(torch.device('cpu'))
     rounded_alone = (som(x) == exact).float().mean().item()  # precision 'highest': no re-ranking
     try:
         torch.set_float32_matmul_precision('high')
