@@ -226,10 +226,12 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
     train, valid = x[train_idx], x[valid_idx]
     if bs is None: bs = len(train)
     if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    device = default_device() if device is None else torch.device(device)
+    if bs >= len(train): train, valid = train.to(device), valid.to(device)  # one batch: moved once, not every epoch
     norm = Standardize.from_data(train) if normalize else None
     train_dl = SomDataLoader(train, norm, bs=bs, shuffle=bs < len(train))
     valid_dl = SomDataLoader(valid, norm, bs=bs, shuffle=False)
-    return SomDataLoaders(train_dl, valid_dl, feature_names=names, device=default_device() if device is None else device)
+    return SomDataLoaders(train_dl, valid_dl, feature_names=names, device=device)
 
 def _file_dataloaders(path, valid_pct, bs, normalize, device, folder) -> SomDataLoaders:
     "Loaders that read a file in blocks of `bs` rows: memory does not grow with the file."

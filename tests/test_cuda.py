@@ -37,3 +37,9 @@ def test_tf32_search_agrees_with_float32_on_gpu():
         torch.backends.cuda.matmul.fp32_precision = 'tf32'
         assert (som(x) == exact).float().mean().item() >= 0.999
     finally: torch.backends.cuda.matmul.fp32_precision = before
+
+def test_one_batch_data_moves_to_gpu_once():
+    "With one batch an epoch the data sits on the GPU; with mini-batches only the batches go there."
+    whole, mini = som_dataloaders(X, device='cuda'), som_dataloaders(X, bs=256, device='cuda')
+    assert whole.train.dataset.is_cuda and whole.valid.dataset.is_cuda
+    assert not mini.train.dataset.is_cuda and mini.one_batch()[0].is_cuda
