@@ -131,6 +131,6 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
 @contextmanager
 def seeded(seed:int|None):
     "Run a block with torch's default generator seeded by `seed`, restoring the generator afterwards."
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # `manual_seed` seeds the GPUs' generators too
         if seed is not None: torch.manual_seed(seed)
         yield
