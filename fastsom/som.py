@@ -138,7 +138,7 @@ def block_search(self:Som, k:int=1):
     n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1)
     def search(xb):
         cand = k_lowest(product(xb), n_cand)
-        exact = w2[cand] - 2 * (xb[:, None, :] * w[cand]).sum(2)  # elementwise: no product torch may round
+        exact = (xb[:, None, :] - w[cand]).pow(2).sum(2)  # elementwise, so no setting rounds it; no cancellation either
         return cand.gather(1, k_lowest(exact, k))
     return search
 
