@@ -111,10 +111,17 @@ def matmul_rounds(device:torch.device) -> bool:
     if precision in ('none', 'default'): precision = getattr(torch.backends, 'fp32_precision', 'ieee')  # the global one
     return precision in ('tf32', 'bf16')
 
-def k_lowest(scores:torch.Tensor, k:int) -> torch.Tensor:
-    "Column indices of the `k` lowest scores of each row, `[rows, k]`."
-    if k > 1: return scores.topk(k, dim=1, largest=False).indices
-    return first_lowest(scores) if scores.device.type == 'cpu' else scores.argmin(1, keepdim=True)
+def k_lowest(scores:torch.Tensor, k:int, group:int=SCORE_GROUP) -> torch.Tensor:
+    "Column indices of the `k` lowest scores of each row, `[rows, k]`: a `topk` over group minima first on wide rows."
+    if k == 1: return first_lowest(scores) if scores.device.type == 'cpu' else scores.argmin(1, keepdim=True)
+    rows, cols = scores.shape
+    if cols % group or cols < 4 * k * group or not scores.is_contiguous():
+        return scores.topk(k, dim=1, largest=False).indices
+    groups = scores.view(rows, cols // group, group)
+    best_groups = groups.amin(2).topk(k, dim=1, largest=False).indices  # the k lowest scores lie in these groups
+    within = groups[torch.arange(rows, device=scores.device)[:, None], best_groups].view(rows, k * group)
+    pick = within.topk(k, dim=1, largest=False).indices
+    return best_groups.gather(1, pick // group) * group + pick % group
 
 @patch
 def block_search(self:Som, k:int=1):
@@ -122,20 +129,18 @@ def block_search(self:Som, k:int=1):
     w = self.weight.detach()
     own_scores = type(self).unit_scores is not Som.unit_scores  # a subclass (such as `Topography`) scores its own way
     if own_scores or not is_euclidean(self.distance): return lambda xb: k_lowest(self.unit_scores(xb), k)
-    w2 = (w * w).sum(1)
-    if self.search_dtype is None and not matmul_rounds(w.device):
-        w_neg2 = -2 * w
-        if k == 1 and w.device.type == 'cpu' and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `first_lowest`
-            pad = -self.n_units % SCORE_GROUP
-            w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
-        product = score_product(w2, w_neg2)
-        return lambda xb: k_lowest(product(xb), k)
-    if self.search_dtype is None: product = score_product(w2, -2 * w)  # float32 scores of rounded inputs
+    rounded = self.search_dtype is not None or matmul_rounds(w.device)
+    n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1) if rounded else k
+    w2, w_neg2 = (w * w).sum(1), -2 * w
+    if (n_cand > 1 or w.device.type == 'cpu') and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `k_lowest`
+        pad = -self.n_units % SCORE_GROUP  # padded units score +inf: never chosen
+        w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
+    if self.search_dtype is None: product = score_product(w2, w_neg2)  # with `rounded`: float32 scores of rounded inputs
     else:
         low = self.search_dtype
-        w2_low, wt_low = w2.to(low), (-2 * w).t().to(low)
+        w2_low, wt_low = w2.to(low), w_neg2.t().to(low)
         product = lambda xb: torch.addmm(w2_low, xb.to(low), wt_low)
-    n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1)
+    if not rounded: return lambda xb: k_lowest(product(xb), k)
     def search(xb):
         cand = k_lowest(product(xb), n_cand)
         exact = (xb[:, None, :] - w[cand]).pow(2).sum(2)  # elementwise, so no setting rounds it; no cancellation either
@@ -176,7 +181,7 @@ def pca_init(x:torch.Tensor, grid:Grid) -> torch.Tensor:
     order = vals.argsort(descending=True)[:2]
     vecs = vecs * vecs.gather(0, vecs.abs().argmax(0, keepdim=True)).sign()  # a fixed sign for each axis
     axes = vecs[:, order] * vals[order].clamp(min=0).sqrt()
-    return mean + _grid_axes(grid)[:, :axes.shape[1]] @ axes.t()
+    return mean + _grid_axes(grid)[:, :axes.shape[1]].to(axes) @ axes.t()
 
 @patch
 @torch.no_grad()
@@ -194,7 +199,7 @@ def init_weights(self:Som,
               else torch.randint(len(x), (self.n_units,), generator=gen)
         w = x[idx]
     elif method == 'random':
-        w = x.mean(0) + x.std(0, unbiased=False) * torch.randn(self.n_units, x.shape[1], generator=gen, dtype=x.dtype)
+        w = x.mean(0) + x.std(0, unbiased=False) * torch.randn(self.n_units, x.shape[1], generator=gen, dtype=x.dtype).to(x.device)
     else: raise ValueError(f"unknown init {method!r}; choose one of {', '.join(INITS)}")
     self.weight.copy_(w.to(self.weight))
     return self

@@ -17,6 +17,14 @@ def test_gpu_training_matches_cpu():
     fct.test_close(gpu.codebook(), cpu.codebook(), eps=1e-2)
     assert (gpu.bmus(X).index == cpu.bmus(X).index).float().mean() > 0.99
 
+@pytest.mark.parametrize('init', ['pca', 'samples', 'random'])
+def test_init_from_gpu_data(init):
+    "Every initialisation takes data on the GPU and leaves the codebook there, as on the CPU."
+    x = torch.tensor(X.values, dtype=torch.float32)
+    som = Som(64, (8, 9)).cuda().init_weights(x.cuda(), init, seed=0)
+    assert som.weight.device.type == 'cuda'
+    fct.test_close(som.weight.cpu(), Som(64, (8, 9)).init_weights(x, init, seed=0).weight, eps=1e-4)
+
 def test_bfloat16_search_agrees_with_float32_on_gpu():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(100_000, 128, generator=gen).cuda()

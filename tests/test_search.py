@@ -2,7 +2,7 @@
 import pytest, torch
 import fastcore.test as fct
 import fastsom.som
-from fastsom.som import Som, first_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
+from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
 from fastsom.distance import sqeuclidean
 
 def randn(*shape, seed=0): return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
@@ -24,8 +24,20 @@ def test_bmus_equal_brute_force(map_size, block_bytes):
         som.weight[-1] = som.weight[0]  # a duplicated unit: the lower index wins, as with argmin
     fct.test_eq(som(x), sqeuclidean(x, som.weight.detach()).argmin(1))
 
-def test_two_best_units():
-    x, som = randn(2000, 16), Som(16, (9, 11))
+@pytest.mark.parametrize('cols,k', [(900, 8), (1024, 8), (2528, 2), (10016, 8), (10016, 16)])
+def test_k_lowest_holds_the_lowest_scores(cols, k):
+    "Plain `topk` or group minima first (wide rows): the same k lowest scores, ties and padded +inf columns included."
+    scores = randn(300, cols)
+    scores[:, -16:] = float('inf')  # padded units
+    scores[5, [3, 40, 41]] = scores[6, [0, cols - 17]] = -9.  # ties, within one group and across groups
+    picked = k_lowest(scores, k)
+    fct.test_eq(picked.shape, (300, k))
+    fct.test_eq(picked.sort(1).values.diff(dim=1).min() > 0, True)  # k distinct columns
+    fct.test_eq(scores.gather(1, picked), scores.topk(k, dim=1, largest=False).values)  # lowest first, as topk
+
+@pytest.mark.parametrize('map_size', [(9, 11), (50, 50)])
+def test_two_best_units(map_size):
+    x, som = randn(2000, 16), Som(16, map_size)
     with torch.no_grad(): som.weight.copy_(randn(som.n_units, 16, seed=1))
     expected = sqeuclidean(x, som.weight.detach()).topk(2, largest=False).indices
     fct.test_eq(som.bmus(x, k=2), expected)
@@ -67,10 +79,11 @@ def round_tf32(t):
     "float32 values rounded to TF32's 10 stored mantissa bits, as a GPU's tensor cores read them."
     return ((t.contiguous().view(torch.int32) + 0x1000) & ~0x1FFF).view(torch.float32)
 
-def test_rounded_product_is_reranked(monkeypatch):
+@pytest.mark.parametrize('map_size', [(30, 30), (40, 40)])  # 8 candidates by `topk`, and by group minima first
+def test_rounded_product_is_reranked(monkeypatch, map_size):
     "Where torch may round float32 products (here emulated), the search re-ranks its 8 best candidates exactly."
-    x, som = randn(5000, 64) + 8, Som(64, (30, 30))  # far from the origin: the rounding is large beside the gaps
-    with torch.no_grad(): som.weight.copy_(x[:900] + 0.5 * randn(900, 64, seed=1))
+    x, som = randn(5000, 64) + 8, Som(64, map_size)  # far from the origin: the rounding is large beside the gaps
+    with torch.no_grad(): som.weight.copy_(x[:som.n_units] + 0.5 * randn(som.n_units, 64, seed=1))
     exact = som(x)
     monkeypatch.setattr(fastsom.som, 'score_product',
                         lambda w2, w_neg2: lambda xb: torch.addmm(w2, round_tf32(xb), round_tf32(w_neg2).t()))
