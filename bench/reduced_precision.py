@@ -19,6 +19,7 @@ agreement, not speed. On a GPU (`--device cuda`) the TF32 rows are the tensor co
 (bfloat16 stays emulated), and a last row is fastsom's own search (`Som.bmus`) with torch's TF32 switch on.
 """
 import argparse, sys, tempfile, time
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 
@@ -41,11 +42,13 @@ def trained_map(name, folder, device='cpu'):
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
     return x, learn.som
 
-def tf32_products(on):
-    "Let torch round the inputs of float32 products on the GPU to TF32 (`on`), or not; returns the previous setting."
+@contextmanager
+def tf32_products():
+    "Within the block, torch may round the inputs of float32 products on the GPU to TF32."
     before = torch.backends.cuda.matmul.fp32_precision
-    torch.backends.cuda.matmul.fp32_precision = 'tf32' if on else 'ieee'
-    return before
+    torch.backends.cuda.matmul.fp32_precision = 'tf32'
+    try: yield
+    finally: torch.backends.cuda.matmul.fp32_precision = before
 
 def compare(x, som, ks, rows=4096, tol=1e-5):
     "Agreement with float32, up to `tol`, with float64, and mean relative excess distance where the unit differs from float32's."
@@ -62,18 +65,14 @@ def compare(x, som, ks, rows=4096, tol=1e-5):
         found = {'float64': nearest}
         for name, rnd in (('bf16', round_bf16), ('tf32', round_tf32)):
             if name == 'tf32' and hardware:
-                before = tf32_products(True)
-                scores = torch.addmm(w2, xb, wt)
-                torch.backends.cuda.matmul.fp32_precision = before
+                with tf32_products(): scores = torch.addmm(w2, xb, wt)
             else: scores = w2 + rnd(xb) @ rnd(wt)
             for k in ks:
                 cand = scores.topk(k, 1, largest=False).indices
                 dist = (xb[:, None, :] - w[cand]).pow(2).sum(2)
                 found[f'{name} k={k}'] = cand.gather(1, dist.argmin(1, keepdim=True))[:, 0]
         if hardware:
-            before = tf32_products(True)
-            found['fastsom, TF32 on'] = som(xb)
-            torch.backends.cuda.matmul.fp32_precision = before
+            with tf32_products(): found['fastsom, TF32 on'] = som(xb)
         for key, pick in found.items():
             d_pick = exact.gather(1, pick[:, None])[:, 0] + x2
             miss = pick != best
@@ -93,7 +92,7 @@ def main():
     p.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    if args.device == 'cuda': tf32_products(False)  # train and search the reference in float32
+    if args.device == 'cuda': torch.backends.cuda.matmul.fp32_precision = 'ieee'  # train and search the reference in float32
     ks = [int(k) for k in args.ks.split(',')]
     print(f"# BMU agreement with float32 after training, {time.strftime('%Y-%m-%d')}, {args.device}"
           f"{' (TF32 rows: tensor cores)' * (args.device == 'cuda')}\n")
