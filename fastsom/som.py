@@ -12,10 +12,11 @@ from fastcore.basics import patch
 from .core import Grid, check_map_size, as_data
 from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
+from .native import native_first_lowest
 
 # %% auto #0
-__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'RERANK_CANDIDATES', 'INITS', 'Som', 'first_lowest',
-           'score_product', 'matmul_rounds', 'k_lowest', 'pca_init']
+__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'RERANK_CANDIDATES', 'INITS', 'Som', 'grouped_first_lowest',
+           'native_search', 'first_lowest', 'score_product', 'matmul_rounds', 'k_lowest', 'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -72,16 +73,25 @@ def unit_scores(self:Som, x:torch.Tensor) -> torch.Tensor:
                          f"expected {(x.shape[0], self.n_units)}")
     return d
 
-SCORE_GROUP = 32  # columns per group in `first_lowest`: a width torch's CPU `amin` runs vectorised
+SCORE_GROUP = 32  # columns per group in `grouped_first_lowest`: a width torch's CPU `amin` runs vectorised
 
-def first_lowest(scores:torch.Tensor, group:int=SCORE_GROUP) -> torch.Tensor:
-    "Column of the lowest score of each row, the first on ties, `[rows, 1]`: `argmin` in two vectorised steps."
+def grouped_first_lowest(scores:torch.Tensor, group:int=SCORE_GROUP) -> torch.Tensor:
+    "Column of the lowest score of each row, the first on ties, `[rows, 1]`: `argmin` in two vectorised torch steps."
     rows, cols = scores.shape
     if cols % group or cols < 2 * group or not scores.is_contiguous(): return scores.argmin(1, keepdim=True)
     groups = scores.view(rows, cols // group, group)
     g = groups.amin(2).argmin(1, keepdim=True)  # the first group holding the row's minimum
     within = groups[torch.arange(rows, device=scores.device), g[:, 0]].argmin(1, keepdim=True)
     return g * group + within
+
+def native_search(device:torch.device, dtype:torch.dtype, cols:int) -> bool:
+    "Whether `first_lowest` picks from tables of `cols` scores of `dtype` on `device` with the compiled kernel of `fastsom.native`."
+    return device.type == 'cpu' and dtype == torch.float32 and cols >= 2 * SCORE_GROUP and native_first_lowest() is not None
+
+def first_lowest(scores:torch.Tensor) -> torch.Tensor:
+    "Column of the lowest score of each row, the first on ties, `[rows, 1]`: what `argmin` returns, faster on the CPU."
+    if native_search(scores.device, scores.dtype, scores.shape[1]) and scores.stride(1) == 1: return native_first_lowest()(scores)
+    return grouped_first_lowest(scores)
 
 ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES = 256, 128  # below either, MKL's `addmm` was as fast or faster
 
@@ -132,7 +142,8 @@ def block_search(self:Som, k:int=1):
     rounded = self.search_dtype is not None or matmul_rounds(w.device)
     n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1) if rounded else k
     w2, w_neg2 = (w * w).sum(1), -2 * w
-    if (n_cand > 1 or w.device.type == 'cpu') and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `k_lowest`
+    grouped = n_cand > 1 or (w.device.type == 'cpu' and not native_search(w.device, w.dtype, self.n_units))
+    if grouped and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `k_lowest` and `grouped_first_lowest`
         pad = -self.n_units % SCORE_GROUP  # padded units score +inf: never chosen
         w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
     if self.search_dtype is None: product = score_product(w2, w_neg2)  # with `rounded`: float32 scores of rounded inputs

@@ -3,20 +3,30 @@ import pytest, torch
 import fastcore.test as fct
 import fastsom.som
 from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
+from fastsom.native import native_first_lowest
 from fastsom.distance import sqeuclidean
 
 def randn(*shape, seed=0): return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
-@pytest.mark.parametrize('cols', [31, 64, 96, 2528])
-def test_first_lowest_is_argmin(cols):
+@pytest.fixture(params=['native', 'torch'])
+def row_minimum(request, monkeypatch):
+    "Each test runs with the compiled row minimum (where this machine can build it) and with torch's steps."
+    if request.param == 'native' and native_first_lowest() is None: pytest.skip('no C compiler here')
+    if request.param == 'torch': monkeypatch.setattr(fastsom.som, 'native_first_lowest', lambda: None)
+    return request.param
+
+@pytest.mark.parametrize('cols', [31, 64, 96, 900, 2528])
+def test_first_lowest_is_argmin(cols, row_minimum):
     scores = randn(300, cols)
     scores[5, [cols // 2, cols - 1]] = scores[6, [0, cols - 1]] = -9.  # ties: the first column wins
+    scores[7, 3] = float('nan')  # NaN wins, as in argmin
     fct.test_eq(first_lowest(scores), scores.argmin(1, keepdim=True))
+    fct.test_eq(first_lowest(scores[:, :cols - 1]), scores[:, :cols - 1].argmin(1, keepdim=True))  # rows apart
 
 @pytest.mark.parametrize('map_size', [(1, 1), (5, 7), (8, 8), (9, 11), (30, 30), (50, 50)])
 @pytest.mark.parametrize('block_bytes', [None, 4096])
-def test_bmus_equal_brute_force(map_size, block_bytes):
-    "Padded, blocked search on maps of any size (multiple of 32 units or not) picks the brute-force argmin."
+def test_bmus_equal_brute_force(map_size, block_bytes, row_minimum):
+    "Blocked search (padded for torch's grouped steps) on maps of any size picks the brute-force argmin."
     x = randn(2000, 16)
     som = Som(16, map_size, block_bytes=block_bytes)
     with torch.no_grad():
