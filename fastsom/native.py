@@ -76,17 +76,17 @@ def build_library(source:str, # C source
     cc = shutil.which(compiler or os.environ.get('CC') or 'cc')
     if cc is None: return None
     key = hashlib.sha1('\0'.join([source, cc, *COMPILE_FLAGS, platform.machine(), sys.platform]).encode()).hexdigest()[:16]
-    folder = Path(folder or cache_folder())
-    lib = folder / f'{name}-{key}.so'
-    if lib.exists(): return lib
     try:
+        folder = Path(folder or cache_folder())  # `Path.home()` raises where there is no home folder
+        lib = folder / f'{name}-{key}.so'
+        if lib.exists(): return lib
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             src, out = Path(tmp) / f'{name}.c', Path(tmp) / f'{name}.so'
             src.write_text(source)
             subprocess.run([cc, *COMPILE_FLAGS, str(src), '-o', str(out)], check=True, capture_output=True, timeout=300)
             os.replace(out, lib)  # in one step: a process starting beside this one sees no file or all of it
-    except (OSError, subprocess.SubprocessError): return None
+    except (OSError, RuntimeError, subprocess.SubprocessError): return None
     return lib
 
 # %% ../nbs/02a_native.ipynb #9a1c0e0c

@@ -19,6 +19,11 @@ def test_unwritable_cache_means_no_kernel(tmp_path):
     blocker.write_text('')
     fct.test_eq(build_library(FIRST_LOWEST_C, 'first_lowest', blocker / 'cache'), None)
 
+def test_no_home_folder_means_no_kernel(monkeypatch):
+    def no_home(): raise RuntimeError('Could not determine home directory.')  # what `Path.home()` raises
+    monkeypatch.setattr(fastsom.native, 'cache_folder', no_home)
+    fct.test_eq(build_library(FIRST_LOWEST_C, 'first_lowest'), None)
+
 def test_switched_off(monkeypatch):
     native_first_lowest.cache_clear()
     monkeypatch.setenv('FASTSOM_NATIVE', '0')
