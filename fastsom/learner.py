@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_learner.ipynb #b057b41f
 from __future__ import annotations
-import os
+import os, random
 from collections import namedtuple
 from pathlib import Path
 import torch
@@ -15,15 +15,14 @@ from fastai.learner import Learner
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
-from fastai.callback.schedule import SchedExp
 from .som import Som
 from .loss import SomLoss
-from .metrics import quantization_error, topographic_error
+from .metrics import som_metrics
 from .data import SomDataLoaders
-from .callback.schedule import AttrScheduler
+from .callback.schedule import AttrScheduler, FromCurrent
 
 # %% auto #0
-__all__ = ['BMUs', 'SomLearner', 'ExactBatchMap', 'som_learner']
+__all__ = ['BMUs', 'SomLearner', 'ExactBatchMap', 'SeededShuffle', 'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
@@ -84,8 +83,19 @@ class ExactBatchMap(Callback):
         scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
         self.learn.model.weight.grad.mul_(scale[:, None])
 
+# %% ../nbs/08_learner.ipynb #e8aead21
+class SeededShuffle(Callback):
+    "Shuffle the training batches from this learner's own seeded generator, so that a seeded run repeats."
+    def __init__(self, seed:int): self.rng = random.Random(seed)
+    def before_fit(self):
+        "Lend the training loader this learner's generator for the fit."
+        self.own, self.dls.train.rng = self.dls.train.rng, self.rng
+    def after_fit(self):
+        "Take the generator back where the fit left it, and give the loader its own again."
+        self.rng, self.dls.train.rng = self.dls.train.rng, self.own
+
 # %% ../nbs/08_learner.ipynb #612d3cf9
-@delegates(Learner.__init__)
+@delegates(Learner.__init__, but=['opt_func'])
 def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 map_size=(10, 10), # (height, width), or an int for a square map
                 topology:str='rectangular', # 'rectangular' or 'hexagonal'
@@ -94,27 +104,27 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 neighborhood='gaussian', # name of a kernel, or a callable h(d2, sigma)
                 init:str='pca', # 'pca', 'samples' or 'random'
                 sigma:float|None=None, # starting radius; default half the longer side of the map
-                sigma_end:float=0.8, # radius at the end of every fit
+                sigma_end:float|None=0.8, # radius at the end of every fit, each fit starting where sigma is; None: sigma stays as you set it
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
-                search_dtype:torch.dtype|None=None, # e.g. torch.bfloat16 for a faster BMU search, re-ranked exactly
                 lr:float=1., # learning rate; 1 is the undamped batch map
+                opt_func=SGD, # plain SGD: with lr=1 each step is the batch map
                 metrics=None, # default: quantization and topographic error
                 cbs=None, # more callbacks
-                seed:int|None=None, # seed of the initialisation
+                seed:int|None=None, # seed of the initialisation and of the mini-batches' shuffling
                 **kwargs) -> SomLearner:
     "A `SomLearner` for a new SOM on the data of `dls`."
-    som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma, search_dtype=search_dtype)
+    som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma)
     train = dls.train.dataset
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
-    if not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
+    if sigma_end is not None and not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
     if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1
-    if metrics is None: metrics = [quantization_error, topographic_error]
-    kwargs.setdefault('opt_func', SGD)
     if mass_floor is None: mass_floor = 0. if len(dls.train) == 1 else 1.
     loss = SomLoss(som, 'kohonen' if accumulate else update, mass_floor)
     extra = [ExactBatchMap()] if accumulate else []
-    sched = AttrScheduler({'sigma': SchedExp(som.sigma, sigma_end)}, per_epoch=accumulate)
-    return SomLearner(dls, som, loss_func=loss, lr=lr, metrics=metrics, cbs=[sched, *extra, *L(cbs)], **kwargs)
+    if sigma_end is not None: extra.append(AttrScheduler({'sigma': FromCurrent(sigma_end)}, per_epoch=accumulate))
+    if seed is not None: extra.append(SeededShuffle(seed))
+    return SomLearner(dls, som, loss_func=loss, lr=lr, opt_func=opt_func, metrics=som_metrics(metrics),
+                      cbs=[*extra, *L(cbs)], **kwargs)
