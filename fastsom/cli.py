@@ -56,7 +56,7 @@ def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
 def _write_pictures(learn, folder:Path):
     "The map's U-matrix, component planes, hit map and codebook colours, as PNG files in `folder`."
     import matplotlib.pyplot as plt
-    interp = SomInterpretation.from_learner(learn, max_samples=100_000)
+    interp = SomInterpretation.from_learner(learn, ds_idx=0, max_samples=100_000)
     plots = dict(umatrix=interp.plot_umatrix, component_planes=interp.plot_component_planes, hitmap=interp.plot_hitmap)
     if learn.som.n_features >= 3: plots['codebook'] = interp.plot_codebook
     for name, plot in plots.items():

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, display_df
 from .core import as_data, check_finite, _check_numeric_columns
 
 # %% auto #0
@@ -201,8 +201,15 @@ class SomDataLoaders(DataLoaders):
         "Standardised values (a batch or a codebook) back in the data's original units."
         return x if self.normalizer is None else self.normalizer.decode(x)
 
-    def test_dl(self, x, bs:int|None=None) -> SomDataLoader:
-        "A `SomDataLoader` of new data `x`, in order, for `Learner.get_preds`."
+    def show_batch(self, b=None, max_n:int=9, ds_idx:int=0, show:bool=True) -> pd.DataFrame:
+        "The first `max_n` rows of a batch (default: one of `self[ds_idx]`) as a table in the data's original units."
+        x = (self[ds_idx].one_batch() if b is None else b)[0][:max_n]
+        df = pd.DataFrame(self.decode(x).cpu().numpy(), columns=self.feature_names)
+        if show: display_df(df)
+        return df
+
+    def test_dl(self, x, bs:int|None=None, **kwargs) -> SomDataLoader:
+        "A `SomDataLoader` of new data `x`, in order, for `Learner.get_preds` (fastai's other arguments are not needed)."
         return self.valid.new(self.as_data(x), bs=bs or self.valid.bs, shuffle=False, drop_last=False)
 
     def new_empty(self):

@@ -81,13 +81,13 @@ class SomInterpretation:
 
     @classmethod
     def from_learner(cls, learn, # a trained `SomLearner`
-                     ds_idx:int=0, # which of `learn.dls` to read when neither `dl` nor `x` is given: 0 train, 1 valid
+                     ds_idx:int=1, # which of `learn.dls` to read when neither `dl` nor `x` is given: 1 valid (as in fastai), 0 train
                      dl=None, # a `DataLoader` of (standardised) batches to read instead
                      x=None, # or raw data (tensor, array, DataFrame) in the original units
                      y=None, # optional labels of the samples
                      max_samples:int|None=None, # read at most this many samples of a `DataLoader` (its first ones)
                     ):
-        "Interpretation of `learn` on its training data, on `learn.dls[ds_idx]`, on `dl`, or on `x`."
+        "Interpretation of `learn` on `learn.dls[ds_idx]` (its validation data by default, as in fastai), on `dl`, or on `x`."
         if x is not None: return cls(learn, learn.dls.encode(x), y)
         if dl is None: dl = learn.dls[ds_idx]
         if dl.n == 0:
@@ -424,7 +424,7 @@ class ShowMap(Callback):
     def after_epoch(self):
         if not (self.on or self.folder is not None): return
         if (self.epoch + 1) % self.every and self.epoch + 1 != self.n_epoch: return
-        if self.samples is None: self.samples = SomInterpretation.from_learner(self.learn, max_samples=self.max_samples).x
+        if self.samples is None: self.samples = SomInterpretation.from_learner(self.learn, ds_idx=0, max_samples=self.max_samples).x
         interp = SomInterpretation(self.learn, self.samples)
         fig = interp.plot_codebook(figsize=self.figsize) if self.kind == 'codebook' else interp.plot_umatrix(figsize=self.figsize)
         fig.axes[0].set_title(f"{fig.axes[0].get_title()}, epoch {self.epoch + 1}")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import os, random
 from collections import namedtuple
 from pathlib import Path
-import torch
+import numpy as np, pandas as pd, torch
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastcore.foundation import L
-from fastai.learner import Learner
+from fastai.learner import Learner, Recorder, AvgLoss
+from fastai.torch_core import display_df
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
@@ -22,7 +23,7 @@ from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler, FromCurrent
 
 # %% auto #0
-__all__ = ['BMUs', 'SomLearner', 'ExactBatchMap', 'SeededShuffle', 'som_learner']
+__all__ = ['BMUs', 'EpochLoss', 'SomRecorder', 'SomLearner', 'ExactBatchMap', 'SeededShuffle', 'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
@@ -31,8 +32,30 @@ def _handles(cb:Callback, event_name:str) -> bool:
     "Whether `cb` has a handler of `event_name`: a method of its class, or one passed to its constructor."
     return hasattr(type(cb), event_name) or event_name in vars(cb)
 
+class EpochLoss(AvgLoss):
+    "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
+    def accumulate(self, learn):
+        if learn.iter == 0: self.reset()
+        super().accumulate(learn)
+
+class SomRecorder(Recorder):
+    "fastai's `Recorder` with a SOM's training loss (`EpochLoss`) and every step in `plot_loss`."
+    @property
+    def name(self): return 'recorder'
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.smooth_loss = EpochLoss()
+    def plot_loss(self, skip_start=0, **kwargs):
+        "fastai's `plot_loss`, skipping no step by default (a SOM often has one step per epoch)."
+        return super().plot_loss(skip_start=skip_start, **kwargs)
+
 class SomLearner(Learner):
     "A `Learner` that trains a `Som`."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if type(getattr(self, 'recorder', None)) is Recorder:
+            self.remove_cb(self.recorder)
+            self.add_cb(SomRecorder())
     def __call__(self, event_name):
         "Run the handlers of an event, or of a list of events, in the callbacks' order."
         for name in [event_name] if isinstance(event_name, str) else event_name: self._call_one(name)
@@ -49,6 +72,35 @@ class SomLearner(Learner):
         "Best-matching unit of each row of new data `x`: its `index` and its (row, col) `position`."
         index = self.som.bmus(self.dls.encode(x)).cpu()
         return BMUs(index, self.som.grid.positions()[index])
+
+    def predict(self, item, rm_type_tfms=None, with_input=False):
+        "One sample's BMU as fastai's `(decoded, pred, raw)`: its (row, col) `position`, its `index`, its unit's vector."
+        if isinstance(item, pd.DataFrame) and len(item) != 1:
+            raise ValueError(f"predict takes one sample, got {len(item)} rows; use learn.bmus(x) for many")
+        x = item if isinstance(item, (pd.Series, pd.DataFrame)) else torch.as_tensor(np.asarray(item)).reshape(1, -1)
+        b = self.bmus(x)
+        res = b.position[0], b.index[0], self.codebook()[b.index[0]]
+        return (self.dls.encode(x)[0].cpu(), *res) if with_input else res
+
+    def show_results(self, ds_idx=1, dl=None, max_n:int=9, shuffle:bool=True, show:bool=True) -> pd.DataFrame:
+        "A table of `max_n` samples (in the data's units) with their BMU's position and their distance to it."
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
+        x = dl.one_batch()[0][:max_n]
+        w = self.som.weight.detach()
+        bmu = self.som.bmus(x)
+        df = pd.DataFrame(self.dls.decode(x).cpu().numpy(), columns=self.dls.feature_names)
+        pos = self.som.grid.positions()[bmu.cpu()]
+        df = df.assign(bmu_row=pos[:, 0].numpy(), bmu_col=pos[:, 1].numpy(), distance=(x - w[bmu]).norm(dim=1).cpu().numpy())
+        if show: display_df(df)
+        return df
+
+    def lr_find(self, *args, **kwargs):
+        "Refused: a SOM's learning rate has a natural value, 1, where each step is Kohonen's batch map."
+        if not isinstance(self.loss_func, SomLoss): return super().lr_find(*args, **kwargs)
+        raise ValueError("lr_find does not apply to a SOM: with lr=1 each step is Kohonen's batch map, which moves every unit "
+                         "to its neighbourhood's mean (the minimum of the energy with the BMUs held), so the natural "
+                         "learning rate is 1; the loss also falls with sigma, not only with the learning rate. "
+                         "Use lr=1 (the default), or a smaller lr to damp the steps, e.g. fit_one_cycle(n, lr_max=0.5)")
 
     def codebook(self, decoded:bool=True) -> torch.Tensor:
         "Units' vectors, `[n_units, n_features]`, in the data's original units unless `decoded=False`."

@@ -9,7 +9,7 @@ from fastcore.basics import patch, store_attr
 from .som import Som
 
 # %% auto #0
-__all__ = ['UPDATES', 'som_energy', 'SomLoss']
+__all__ = ['UPDATES', 'som_energy', 'sample_energy', 'SomLoss']
 
 # %% ../nbs/04_loss.ipynb #da7c45e2
 def som_energy(x:torch.Tensor, # samples, [N, D]
@@ -36,6 +36,20 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
     else: scale = 1. / len(x)
     return 0.5 * (scale * unit_sq).sum()
 
+# %% ../nbs/04_loss.ipynb #a1355aec
+def sample_energy(x:torch.Tensor, # samples, [N, D]
+                  weight:torch.Tensor, # codebook, [M, D]
+                  bmu:torch.Tensor, # best-matching unit of each sample, [N]
+                  kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
+                 ) -> torch.Tensor:
+    "Each sample's energy, `[N]`: half its squared distances to the units, weighted by its BMU's kernel row normalised to sum 1."
+    hit, slot = torch.unique(bmu, return_inverse=True)
+    rows = kernel[hit].to(x.dtype)
+    rows = rows / rows.sum(1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
+    kw, kw2 = rows @ weight, rows @ (weight * weight).sum(1)
+    e = (x * x).sum(1) - 2 * (x * kw[slot]).sum(1) + kw2[slot]
+    return 0.5 * e.clamp(min=0)
+
 # %% ../nbs/04_loss.ipynb #3670172e
 @patch
 def neighborhood_table(self:Som) -> torch.Tensor:
@@ -58,12 +72,19 @@ class SomLoss:
                  som:Som, # the map whose codebook is trained
                  update:str='batchmap', # 'batchmap': lr=1 gives Kohonen's batch map; 'kohonen': the mini-batch Kohonen rule
                  mass_floor:float=0., # damping of rarely hit units in 'batchmap' (see `som_energy`)
+                 reduction:str='mean', # 'mean': the mean per-sample energy; 'none': each sample's energy
                 ):
         if update not in UPDATES: raise ValueError(f"unknown update {update!r}; choose one of {', '.join(UPDATES)}")
         store_attr()
 
     def __call__(self, bmu:torch.Tensor, x:torch.Tensor) -> torch.Tensor:
-        return som_energy(x, self.som.weight, bmu, self.som.neighborhood_table(),
-                          per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)
+        "The per-sample energy of the batch (its mean, or each with `reduction='none'`), with the update's gradient."
+        w, kernel = self.som.weight, self.som.neighborhood_table()
+        energy = sample_energy(x, w, bmu, kernel)
+        if self.reduction == 'none': return energy
+        if self.reduction != 'mean': raise ValueError(f"unknown reduction {self.reduction!r}; choose 'mean' or 'none'")
+        if not (torch.is_grad_enabled() and w.requires_grad): return energy.mean()
+        step = som_energy(x, w, bmu, kernel, per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)
+        return energy.mean().detach() + (step - step.detach())  # the value a user reads, the gradient of the update
 
     def __repr__(self): return f"SomLoss(update={self.update!r}, mass_floor={self.mass_floor})"
