@@ -77,7 +77,7 @@ class SomLearner(Learner):
         "One sample's BMU as fastai's `(decoded, pred, raw)`: its (row, col) `position`, its `index`, its unit's vector."
         if isinstance(item, pd.DataFrame) and len(item) != 1:
             raise ValueError(f"predict takes one sample, got {len(item)} rows; use learn.bmus(x) for many")
-        x = item if isinstance(item, (pd.Series, pd.DataFrame)) else torch.as_tensor(np.asarray(item)).reshape(1, -1)
+        x = item if isinstance(item, (pd.Series, pd.DataFrame)) else np.array(item if not torch.is_tensor(item) else item.cpu()).reshape(1, -1)
         b = self.bmus(x)
         res = b.position[0], b.index[0], self.codebook()[b.index[0]]
         return (self.dls.encode(x)[0].cpu(), *res) if with_input else res
