@@ -232,7 +232,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'fastsom.interpret._annotate': ('interpret.html#_annotate', 'fastsom/interpret.py'),
                                    'fastsom.interpret._cell_points': ('interpret.html#_cell_points', 'fastsom/interpret.py'),
                                    'fastsom.interpret._class_colors': ('interpret.html#_class_colors', 'fastsom/interpret.py'),
-                                   'fastsom.interpret._in_jupyter': ('interpret.html#_in_jupyter', 'fastsom/interpret.py'),
                                    'fastsom.interpret._legend': ('interpret.html#_legend', 'fastsom/interpret.py'),
                                    'fastsom.interpret._map_axes': ('interpret.html#_map_axes', 'fastsom/interpret.py'),
                                    'fastsom.interpret._stretch': ('interpret.html#_stretch', 'fastsom/interpret.py'),

@@ -81,8 +81,11 @@ def _publish(tmp:Path, out:Path):
 class EpochPrinter(Callback):
     "Print one short line per epoch: a progress display that reads well in a terminal and in a log."
     order = Recorder.order + 1
-    def before_fit(self): self.start = time.time()
+    def before_fit(self):
+        "Start the clock."
+        self.start = time.time()
     def after_epoch(self):
+        "Print the epoch's number, losses, metrics and the time since the start."
         names, values = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]
         cols = '  '.join(f"{n} {v:.4g}" for n, v in zip(names, values) if v is not None)
         print(f"epoch {self.epoch + 1}/{self.n_epoch}  {cols}  {time.time() - self.start:.1f} s", flush=True)

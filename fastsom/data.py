@@ -155,6 +155,7 @@ class SomDataLoader(DataLoader):
             yield (self.dataset[idx.start:idx.stop] if isinstance(idx, range) else self.dataset[idx],)
 
     def after_batch(self, b):
+        "Standardise the batch and return it as input and target, `(x, x)`."
         x = b[0] if self.normalizer is None else self.normalizer.encode(b[0])
         return (x, x)
 

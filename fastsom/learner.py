@@ -35,6 +35,7 @@ def _handles(cb:Callback, event_name:str) -> bool:
 class EpochLoss(AvgLoss):
     "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
     def accumulate(self, learn):
+        "Add the batch's loss, starting afresh at each epoch's first batch."
         if learn.iter == 0: self.reset()
         super().accumulate(learn)
 
@@ -122,15 +123,20 @@ class ExactBatchMap(Callback):
     "One exact batch-map step per epoch, from gradients and unit masses summed over its mini-batches."
     order, run_valid = MixedPrecision.order - 4, False
     def before_fit(self):
+        "Check the loss is the Kohonen energy, whose summed gradients the step rescales."
         if not (isinstance(self.loss_func, SomLoss) and self.loss_func.update == 'kohonen'):
             raise ValueError("ExactBatchMap needs loss_func=SomLoss(som, update='kohonen')")
-    def before_epoch(self): self.mass = 0.
+    def before_epoch(self):
+        "Start the epoch's sum of unit masses."
+        self.mass = 0.
     def after_loss(self):
+        "Make the batch's gradient a sum (not a mean) over its samples, and add its unit masses."
         som, bmu = self.learn.model, self.learn.pred
         self.learn.loss_grad = self.learn.loss_grad * len(bmu)
         counts = torch.bincount(bmu, minlength=som.n_units).to(som.weight.dtype)
         self.mass = self.mass + som.neighborhood_table().t() @ counts
     def before_step(self):
+        "Skip the step until the epoch's last batch; then divide each unit's summed gradient by its mass."
         if self.iter < self.n_iter - 1: raise CancelBatchException()
         scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
         self.learn.model.weight.grad.mul_(scale[:, None])

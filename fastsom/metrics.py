@@ -58,8 +58,11 @@ def topographic_error(codebook, # a `Som`, or the units' vectors, `[n_units, n_f
 
 class SumMetric(Metric):
     "A metric that adds up per-sample values over the validation set and reports their mean."
-    def reset(self): self.total, self.count = 0., 0
+    def reset(self):
+        "Start a new validation pass."
+        self.total, self.count = 0., 0
     def accumulate(self, learn):
+        "Add the batch's per-sample values and count its samples."
         self.total += self.batch_sum(learn.model, learn.xb[0], learn.pred)
         self.count += len(learn.xb[0])
     @property
