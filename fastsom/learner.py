@@ -162,7 +162,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 neighborhood='gaussian', # name of a kernel, or a callable h(d2, sigma)
                 init:str='pca', # 'pca', 'samples' or 'random'
                 sigma:float|None=None, # starting radius; default half the longer side of the map
-                sigma_end:float|None=0.8, # radius at the end of every fit, each fit starting where sigma is; None: sigma stays as you set it
+                sigma_end:float|None=1., # radius at the end of every fit, each fit starting where sigma is; None: sigma stays as you set it
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
