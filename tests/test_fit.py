@@ -12,15 +12,15 @@ def _fit(learn, n, **kwargs):
     with learn.no_bar(), learn.no_logging(): (learn.fit_one_cycle if 'lr_max' in kwargs else learn.fit)(n, **kwargs)
 
 def test_sigma_end_is_reached_and_a_second_fit_continues():
-    learn, X = _digits_learner()
+    learn, X = _digits_learner(sigma_end=0.7)
     for n in (20, 5):
         learn.som.sigma = 5.
         _fit(learn, n)
-        fct.test_close(learn.som.sigma, 0.8)
-        fct.test_close(learn.recorder.hps['sigma'][-1], 0.8)
+        fct.test_close(learn.som.sigma, 0.7)
+        fct.test_close(learn.recorder.hps['sigma'][-1], 0.7)
     qe = learn.recorder.values[-1][2]
     _fit(learn, 5, lr_max=0.5)                       # the README's second fit
-    fct.test_eq(learn.recorder.hps['sigma'], [0.8] * 5)
+    fct.test_eq(learn.recorder.hps['sigma'], [0.7] * 5)
     assert learn.recorder.values[-1][2] <= qe * 1.001, (qe, learn.recorder.values[-1][2])
 
 def test_a_callback_that_sets_sigma_is_refused_not_overwritten():
