@@ -93,3 +93,10 @@ def test_plot_loss_shows_every_epoch():
     learn.recorder.plot_loss(ax=ax)
     fct.test_eq(len(ax.lines[0].get_xdata()), 10)
     plt.close(fig)
+
+def test_every_learner_has_its_own_metrics():
+    a, _ = _digits_learner()
+    b, _ = _digits_learner(metrics=[quantization_error, topographic_error])
+    assert not set(map(id, a.metrics)) & set(map(id, b.metrics))
+    fct.test_eq([m.name for m in b.metrics], ['quantization_error', 'topographic_error'])
+    fct.test_close(quantization_error(a.som.weight.new_zeros(1, 64), torch.zeros(3, 64)), 0.)   # a plain function too
