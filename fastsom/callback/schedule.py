@@ -10,7 +10,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin, SchedCos, combine_scheds
 
 # %% auto #0
-__all__ = ['FromCurrent', 'progress', 'AttrScheduler']
+__all__ = ['FromCurrent', 'schedule_pct', 'AttrScheduler']
 
 # %% ../../nbs/07_callback.schedule.ipynb #b6ff6a0b
 class FromCurrent:
@@ -22,7 +22,7 @@ class FromCurrent:
     def __call__(self, start) -> callable: return self.shape(start, self.end)
     def __repr__(self): return f"FromCurrent({self.end}, {getattr(self.shape, '__name__', self.shape)})"
 
-def progress(step:int, steps:int) -> float:
+def schedule_pct(step:int, steps:int) -> float:
     "Share of the schedule done at `step` of `steps` (0-based): 0 at the first step, 1 at the last, 1 for a single step."
     return step / (steps - 1) if steps > 1 else 1.
 
@@ -64,10 +64,10 @@ class AttrScheduler(Callback):
 
     def before_epoch(self):
         "With `per_epoch`, set this epoch's values: the first epoch at the schedule's start, the last at its end."
-        if self.per_epoch: self.set_values(progress(self.epoch, self.n_epoch))
+        if self.per_epoch: self.set_values(schedule_pct(self.epoch, self.n_epoch))
     def before_batch(self):
         "Set this batch's values: the fit's first batch at the schedule's start, its last batch at its end."
-        if not self.per_epoch: self.set_values(progress(self.train_iter, self.n_epoch * self.n_iter))
+        if not self.per_epoch: self.set_values(schedule_pct(self.train_iter, self.n_epoch * self.n_iter))
 
     def after_batch(self):
         "Check nothing else changed the values, and record them with the learning rate."
