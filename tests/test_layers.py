@@ -147,9 +147,9 @@ def test_sigma_and_temperature_follow_the_attr_scheduler():
     learn.fit(2, 1e-2)
     hps = learn.recorder.hps
     fct.test_eq(len(hps['temperature']), 8)
-    fct.test_close(hps['temperature'], [0.01 ** (i / 8) for i in range(8)])
-    fct.test_close(hps['sigma'], [1.5 * (0.5 / 1.5) ** (i / 8) for i in range(8)])
-    fct.test_close(net.topo.temperature, 0.01 ** (7 / 8))
+    fct.test_close(hps['temperature'], [0.01 ** (i / 7) for i in range(8)])   # the last batch at the end value
+    fct.test_close(hps['sigma'], [1.5 * (0.5 / 1.5) ** (i / 7) for i in range(8)])
+    fct.test_close(net.topo.temperature, 0.01)
 
 def test_topography_is_a_som_for_the_metrics_and_pickles():
     topo = Topography(2, (1, 4), seed=0)

@@ -4,42 +4,79 @@
 
 # %% ../../nbs/07_callback.schedule.ipynb #4cca5ded
 from __future__ import annotations
+import torch
+from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin, SchedCos, combine_scheds
 
 # %% auto #0
-__all__ = ['AttrScheduler']
+__all__ = ['FromCurrent', 'schedule_pct', 'AttrScheduler']
 
 # %% ../../nbs/07_callback.schedule.ipynb #b6ff6a0b
+class FromCurrent:
+    "A schedule from an attribute's value when each fit starts to `end`: a later fit continues where the last one stopped."
+    def __init__(self,
+                 end:float, # value at the end of every fit
+                 shape=SchedExp, # how to get there: `SchedExp`, `SchedLin`, `SchedCos`, or any `f(start, end) -> f(pct)`
+                ): store_attr()
+    def __call__(self, start) -> callable: return self.shape(start, self.end)
+    def __repr__(self): return f"FromCurrent({self.end}, {getattr(self.shape, '__name__', self.shape)})"
+
+def schedule_pct(step:int, steps:int) -> float:
+    "Share of the schedule done at `step` of `steps` (0-based): 0 at the first step, 1 at the last, 1 for a single step."
+    return step / (steps - 1) if steps > 1 else 1.
+
+def _same(a, b) -> bool: return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
 class AttrScheduler(Callback):
     "Set model attributes from schedule functions of the training progress, before every batch."
     order, run_valid = ParamScheduler.order + 1, False
     def __init__(self,
-                 scheds:dict, # attribute name -> schedule function f(pct)
+                 scheds:dict, # attribute name -> schedule function f(pct), or a `FromCurrent`
                  per_epoch:bool=False, # change the values once per epoch instead of every batch
-                ): self.scheds, self.per_epoch = scheds, per_epoch
+                ): store_attr()
 
     def before_fit(self):
+        "Find the modules that hold each attribute, and this fit's schedules (a `FromCurrent` starts at today's value)."
         self.targets = {n: [m for m in self.learn.model.modules() if hasattr(m, n)] for n in self.scheds}
         missing = [n for n, ms in self.targets.items() if not ms]
         if missing: raise AttributeError(f"AttrScheduler: the model has no attribute {', '.join(missing)} to schedule")
-        self.hps = {'lr': [], **{n: [] for n in self.scheds}}
+        self.fns = {n: f(self.value(n)) if isinstance(f, FromCurrent) else f for n, f in self.scheds.items()}
+        self.hps, self.last = {'lr': [], **{n: [] for n in self.scheds}}, {}
+
+    def value(self, name:str): return getattr(self.targets[name][0], name)
+
+    def check(self):
+        "Refuse to go on when something else has changed a scheduled attribute during the fit: it would be overwritten."
+        for n, last in self.last.items():
+            if not _same(self.value(n), last):
+                raise RuntimeError(f"{n} was changed during fit to {self.value(n)!r} by something other than the AttrScheduler "
+                                   f"(which set {last!r}); to set {n} yourself, remove the scheduler first: "
+                                   f"learn.remove_cb(AttrScheduler), or som_learner(..., sigma_end=None) for sigma")
 
     def set_values(self, pct:float):
-        for n, f in self.scheds.items():
+        "Set every scheduled attribute to its schedule's value at `pct` of the fit."
+        self.check()
+        for n, f in self.fns.items():
             value = f(pct)
             for m in self.targets[n]: setattr(m, n, value)
+            self.last[n] = self.value(n)
 
     def before_epoch(self):
-        if self.per_epoch: self.set_values(self.epoch / self.n_epoch)
+        "With `per_epoch`, set this epoch's values: the first epoch at the schedule's start, the last at its end."
+        if self.per_epoch: self.set_values(schedule_pct(self.epoch, self.n_epoch))
     def before_batch(self):
-        if not self.per_epoch: self.set_values(self.pct_train)
+        "Set this batch's values: the fit's first batch at the schedule's start, its last batch at its end."
+        if not self.per_epoch: self.set_values(schedule_pct(self.train_iter, self.n_epoch * self.n_iter))
 
     def after_batch(self):
+        "Check nothing else changed the values, and record them with the learning rate."
+        self.check()
         self.hps['lr'].append(self.opt.hypers[-1]['lr'])
-        for n in self.scheds: self.hps[n].append(getattr(self.targets[n][0], n))
+        for n in self.scheds: self.hps[n].append(self.value(n))
 
     def after_fit(self):
+        "Hand the recorded values to the `Recorder`, for `plot_sched`."
         if not hasattr(self.learn, 'recorder'): return
         param_sched = any(isinstance(cb, ParamScheduler) for cb in self.learn.cbs)
         hps = dict(self.learn.recorder.hps) if param_sched and hasattr(self.learn.recorder, 'hps') else {'lr': self.hps['lr']}
