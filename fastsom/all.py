@@ -20,5 +20,7 @@ from .concrete import *
 from .locally_connected import *
 from .layers import *
 from .models import *
+from .supervised import *
+from .cluster import *
 
 __all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names
