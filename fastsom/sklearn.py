@@ -16,19 +16,21 @@ from .data import Standardize, SomDataLoader, SomDataLoaders, som_dataloaders
 from .loss import SomLoss
 from .learner import SomLearner, som_learner
 from .interpret import SomInterpretation
-from .supervised import (missing_targets, target_table, smoothed_unit_means, MapReadout, TargetBlock,
+from .supervised import (missing_targets, known_labels, target_table, smoothed_unit_means, MapReadout, TargetBlock,
                          as_probabilities, feature_som)
 from .cluster import cluster_map, CLUSTER_METHODS
 
 # %% auto #0
-__all__ = ['SUPERVISED', 'auto_map_size', 'SkipValidation', 'SomClassifier', 'SomRegressor', 'SomClusterer']
+__all__ = ['SUPERVISED', 'auto_map_size', 'SkipValidation', 'SomClassifier', 'SomRegressor', 'expected_failed_checks',
+           'SomClusterer']
 
 # %% ../nbs/18_sklearn.ipynb #80839a01
 def auto_map_size(n_samples:int, # number of training rows
+                  rows_per_unit:float=2, # training rows per unit
                   max_units:int=1600, # the largest map it proposes
                  ) -> tuple[int, int]:
-    "A square map of about one unit per two samples, at least 2 x 2 and at most `max_units` units."
-    side = max(2, int(round(np.sqrt(min(n_samples / 2, max_units)))))
+    "A square map of about one unit per `rows_per_unit` samples, at least 2 x 2 and at most `max_units` units."
+    side = max(2, int(round(np.sqrt(min(n_samples / rows_per_unit, max_units)))))
     return side, side
 
 class SkipValidation(Callback):
@@ -38,6 +40,7 @@ class SkipValidation(Callback):
 # %% ../nbs/18_sklearn.ipynb #d2637b80
 class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     "What the estimators share: training a map through `som_learner`, the search on new rows, `transform`."
+    _rows_per_unit = 2  # of `map_size='auto'`
     @property
     def _n_features_out(self): return self.search_som_.n_units  # columns of `transform`
     def _validate_fit(self, X):
@@ -48,7 +51,7 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _train(self, x:torch.Tensor, normalize:bool) -> SomLearner:
         "A map trained on the rows of `x` for `epochs` epochs, quietly and repeatably."
-        size = auto_map_size(len(x)) if isinstance(self.map_size, str) and self.map_size == 'auto' else self.map_size
+        size = auto_map_size(len(x), self._rows_per_unit) if isinstance(self.map_size, str) and self.map_size == 'auto' else self.map_size
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         dls = som_dataloaders(x, valid_pct=0, normalize=normalize, device=self.device)
         learn = som_learner(dls, map_size=size, topology=self.topology, toroidal=self.toroidal, sigma=self.sigma,
@@ -90,8 +93,8 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         names = getattr(self, 'feature_names_in_', None)
         return [str(n) for n in names] if names is not None else [f'x{i}' for i in range(self.n_features_in_)]
 
-# %% ../nbs/18_sklearn.ipynb #74a330ee
-SUPERVISED = ('xyf', 'readout')
+# %% ../nbs/18_sklearn.ipynb #cdd78b07
+SUPERVISED = ('auto', 'xyf', 'readout')
 
 class _SomSupervised(_SomEstimator):
     def _check_y(self, y, n:int, convert):
@@ -103,11 +106,14 @@ class _SomSupervised(_SomEstimator):
 
     def _fit_targets(self, x:torch.Tensor, t:torch.Tensor, known:np.ndarray, classes, squeeze:bool=False):
         "Train the map on `x` with targets `t` (xyf or read-out) and keep the read-out."
-        if self.supervised == 'readout':
+        if self.supervised not in SUPERVISED:
+            raise ValueError(f"unknown supervised {self.supervised!r}; choose one of {', '.join(SUPERVISED)}")
+        self.supervised_ = ('xyf' if known.all() else 'readout') if self.supervised == 'auto' else self.supervised
+        if self.supervised_ == 'readout':
             learn = self._train(x, normalize=True)
             self._search(learn, learn.dls.normalizer)
             table = smoothed_unit_means(learn.som.bmus(self.scaler_.encode(x)), t, known, learn.som, self.readout_sigma)
-        elif self.supervised == 'xyf':
+        else:
             if not known.all():
                 raise ValueError(f"supervised='xyf' needs every row labelled, but {(~known).sum()} of {len(known)} are not; "
                                  "use supervised='readout' for partly labelled data")
@@ -117,7 +123,6 @@ class _SomSupervised(_SomEstimator):
             self._search(learn, scaler, feature_som(learn.som, x.shape[1]))
             table = block.decode(learn.som.weight.detach().cpu()[:, x.shape[1]:])
             if classes is not None: table = as_probabilities(table)
-        else: raise ValueError(f"unknown supervised {self.supervised!r}; choose one of {', '.join(SUPERVISED)}")
         self.readout_ = MapReadout(table, classes, squeeze)
 
 # %% ../nbs/18_sklearn.ipynb #51f365bc
@@ -125,7 +130,7 @@ class SomClassifier(ClassifierMixin, _SomSupervised):
     "A classifier that reads classes off a self-organizing map (see `fastsom.supervised`)."
     def __init__(self, map_size='auto', # (height, width), an int for a square map, or 'auto' (`auto_map_size`)
                  epochs:int=30, # batch-map epochs (steps), the radius shrinking from `sigma` to `sigma_end`
-                 supervised:str='xyf', # 'xyf' (classes trained in the codebook) or 'readout' (read off the map)
+                 supervised:str='auto', # 'xyf' (classes trained in the codebook), 'readout' (read off the map), 'auto': xyf if all are labelled
                  target_weight:float=0.5, # xyf: the share of the variance the class block carries
                  readout_sigma:float|None=None, # readout: smoothing radius; default `sigma_end`
                  topology:str='rectangular', # 'rectangular' or 'hexagonal'
@@ -144,8 +149,7 @@ class SomClassifier(ClassifierMixin, _SomSupervised):
         "Train the map on `X` with the class labels `y` (missing labels: unlabelled rows, read-out only)."
         x = self._validate_fit(X)
         y = self._check_y(y, len(x), lambda y: column_or_1d(y, warn=True))
-        known = ~missing_targets(y)
-        check_classification_targets(y[known])
+        check_classification_targets(known_labels(y))
         t, known, classes = target_table(y, classes=True)
         if len(classes) < 2:
             raise ValueError(f"y has only one class ({classes[0]!r}) among its labelled rows; a classifier needs at least two")
@@ -167,11 +171,11 @@ class SomClassifier(ClassifierMixin, _SomSupervised):
         "Accuracy on the labelled rows of `y`; labels that `fit` never saw are an error."
         check_is_fitted(self)
         y = column_or_1d(y)
-        known = ~missing_targets(y)
-        unseen = sorted(set(y[known].tolist()) - set(self.classes_.tolist()), key=str)
+        known, labels = ~missing_targets(y), known_labels(y)
+        unseen = sorted(set(labels.tolist()) - set(self.classes_.tolist()), key=str)
         if unseen: raise ValueError(f"y has labels the classifier never saw in fit: {unseen[:5]}; it can never predict them")
         sw = None if sample_weight is None else np.asarray(sample_weight)[known]
-        return accuracy_score(y[known], self.predict(X)[known], sample_weight=sw)
+        return accuracy_score(labels, self.predict(X)[known], sample_weight=sw)
 
 # %% ../nbs/18_sklearn.ipynb #a7be12f3
 def _float_targets(y) -> np.ndarray:
@@ -180,9 +184,10 @@ def _float_targets(y) -> np.ndarray:
 
 class SomRegressor(RegressorMixin, _SomSupervised):
     "A regressor that reads numeric targets off a self-organizing map (see `fastsom.supervised`)."
-    def __init__(self, map_size='auto', # (height, width), an int for a square map, or 'auto' (`auto_map_size`)
+    _rows_per_unit = 10  # of `map_size='auto'`
+    def __init__(self, map_size='auto', # (height, width), an int for a square map, or 'auto' (`auto_map_size`, 10 rows a unit)
                  epochs:int=30, # batch-map epochs (steps), the radius shrinking from `sigma` to `sigma_end`
-                 supervised:str='xyf', # 'xyf' (targets trained in the codebook) or 'readout' (read off the map)
+                 supervised:str='readout', # 'readout' (read off the map), 'xyf' (targets trained in the codebook), 'auto': xyf if all are labelled
                  target_weight:float=0.5, # xyf: the share of the variance the (standardised) targets carry
                  readout_sigma:float|None=None, # readout: smoothing radius; default `sigma_end`
                  topology:str='rectangular', # 'rectangular' or 'hexagonal'
@@ -224,10 +229,18 @@ class SomRegressor(RegressorMixin, _SomSupervised):
         sw = None if sample_weight is None else np.asarray(sample_weight)[known]
         return r2_score(y[known], self.predict(X)[known], sample_weight=sw)
 
-# %% ../nbs/18_sklearn.ipynb #c3424888
+# %% ../nbs/18_sklearn.ipynb #34ff3e8c
+def expected_failed_checks(estimator) -> dict:
+    "The `check_estimator` checks that `estimator` is expected to fail, with the reason (`expected_failed_checks=`)."
+    if isinstance(estimator, SomRegressor) and estimator.supervised == 'readout' and estimator.map_size == 'auto':
+        return {'check_regressors_train': "R^2 > 0.5 on the training rows of a 1-informative-feature set: the default "
+                "map (10 rows per unit, features only) averages the target over its units; map_size=(10, 10) passes"}
+    return {}
+
+# %% ../nbs/18_sklearn.ipynb #14c0d9ad
 class SomClusterer(ClusterMixin, _SomEstimator):
     "Clusters of a self-organizing map's codebook, and the cluster of every sample (see `fastsom.cluster`)."
-    def __init__(self, n_clusters='auto', # an int, or 'auto' (the Davies-Bouldin index over `k_range`)
+    def __init__(self, n_clusters='auto', # an int, or 'auto' (the best silhouette over `k_range`)
                  method:str='ward', # 'ward' (connected on the grid) or 'kmeans' (weighted by hits)
                  k_range=(2, 10), # smallest and largest k tried by 'auto'
                  map_size='auto', # (height, width), an int for a square map, or 'auto' (`auto_map_size`)

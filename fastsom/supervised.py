@@ -11,8 +11,8 @@ from .som import Som
 from .learner import SomLearner
 
 # %% auto #0
-__all__ = ['missing_targets', 'one_hot', 'smoothed_unit_means', 'MapReadout', 'target_table', 'TargetBlock', 'as_probabilities',
-           'feature_som']
+__all__ = ['missing_targets', 'known_labels', 'one_hot', 'smoothed_unit_means', 'MapReadout', 'target_table', 'TargetBlock',
+           'as_probabilities', 'feature_som']
 
 # %% ../nbs/15_supervised.ipynb #349b8847
 def missing_targets(y) -> np.ndarray:
@@ -20,15 +20,20 @@ def missing_targets(y) -> np.ndarray:
     isna = np.asarray(pd.isna(np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y))
     return isna if isna.ndim == 1 else isna.any(1)
 
+def known_labels(y:np.ndarray) -> np.ndarray:
+    "The labels of the labelled rows of `y`, with the dtype they would have had without missing ones (ints stay ints)."
+    labels = y[~missing_targets(y)]
+    return np.asarray(labels.tolist()) if labels.dtype == object and len(labels) else labels
+
 def one_hot(y, # class labels, missing ones allowed
             classes:np.ndarray, # the sorted classes
            ) -> torch.Tensor:
     "Rows of `y` as one-hot float64 rows over `classes`, `[N, C]`; unlabelled rows all zero."
     y = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
-    known = ~missing_targets(y)
-    code = np.searchsorted(classes, y[known])
-    if (code >= len(classes)).any() or (classes[code.clip(max=len(classes) - 1)] != y[known]).any():
-        unseen = sorted(set(y[known].tolist()) - set(classes.tolist()), key=str)
+    known, labels = ~missing_targets(y), known_labels(y)
+    code = np.searchsorted(classes, labels)
+    if (code >= len(classes)).any() or (classes[code.clip(max=len(classes) - 1)] != labels).any():
+        unseen = sorted(set(labels.tolist()) - set(classes.tolist()), key=str)
         raise ValueError(f"labels {unseen[:5]} are not among the classes {list(classes)[:10]}")
     oh = torch.zeros(len(y), len(classes), dtype=torch.float64)
     oh[torch.as_tensor(known.nonzero()[0]), torch.as_tensor(code)] = 1.
@@ -88,8 +93,7 @@ def target_table(y, # targets: class labels, or numbers (1-D or 2-D)
         if torch.isinf(t[torch.as_tensor(known)]).any(): raise ValueError("the targets have infinite values; remove those rows")
         return t.nan_to_num(0.), known, None
     if arr.ndim != 1: raise ValueError(f"class labels must be 1-D, got shape {arr.shape}")
-    labels = arr[known]
-    cls = np.unique(labels.astype(object) if labels.dtype == object else labels)
+    cls = np.unique(known_labels(arr))
     return one_hot(arr, cls), known, cls
 
 @patch
