@@ -65,7 +65,7 @@ def test_semi_supervised():
     part = np.where(np.arange(150) % 3 == 0, y.astype(object), None)
     clf = SomClassifier(epochs=20, random_state=0).fit(X, part)
     fct.test_eq(clf.supervised_, 'readout')
-    assert clf.score(X, y) > 0.85
+    assert clf.score(X, y) > 0.85  # 0.947, 0.960, 0.967 keeping rows 0, 1 or 2 of every 3
     Xd, yd = load_diabetes(return_X_y=True)
     yn = yd.copy(); yn[::2] = np.nan
     reg = SomRegressor(random_state=0).fit(Xd, yn)
@@ -87,11 +87,11 @@ def test_iris_accuracy():
         assert acc > 0.9, (seed, acc)
 
 def test_wine_clusters():
-    "3 Ward clusters of a wine map against the classes: ARI 0.848 (scripts/supervised_runs.py --part cluster)."
+    "3 Ward clusters of a wine map against the classes: ARI 0.848 (PCA init); 0.839, 0.676, 0.759 with init='samples', seeds 0 to 2."
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clu = SomClusterer(n_clusters=3, random_state=0).fit(X)
-    assert adjusted_rand_score(y, clu.labels_) > 0.75
+    assert adjusted_rand_score(y, clu.labels_) > 0.65
     fct.test_eq(clu.predict(X), clu.labels_)
     fct.test_eq(np.unique(clu.labels_), [0, 1, 2])
     fct.test_eq(np.bincount(clu.labels_), sorted(np.bincount(clu.labels_), reverse=True))  # cluster 0 is the largest
