@@ -431,7 +431,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'fastsom.supervised.feature_som': ('supervised.html#feature_som', 'fastsom/supervised.py'),
                                     'fastsom.supervised.known_labels': ('supervised.html#known_labels', 'fastsom/supervised.py'),
                                     'fastsom.supervised.missing_targets': ('supervised.html#missing_targets', 'fastsom/supervised.py'),
-                                    'fastsom.supervised.one_hot': ('supervised.html#one_hot', 'fastsom/supervised.py'),
+                                    'fastsom.supervised.one_hot_labels': ('supervised.html#one_hot_labels', 'fastsom/supervised.py'),
                                     'fastsom.supervised.smoothed_unit_means': ( 'supervised.html#smoothed_unit_means',
                                                                                 'fastsom/supervised.py'),
                                     'fastsom.supervised.target_table': ('supervised.html#target_table', 'fastsom/supervised.py')}}}

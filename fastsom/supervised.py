@@ -11,8 +11,8 @@ from .som import Som
 from .learner import SomLearner
 
 # %% auto #0
-__all__ = ['missing_targets', 'known_labels', 'one_hot', 'smoothed_unit_means', 'MapReadout', 'target_table', 'TargetBlock',
-           'as_probabilities', 'feature_som']
+__all__ = ['missing_targets', 'known_labels', 'one_hot_labels', 'smoothed_unit_means', 'MapReadout', 'target_table',
+           'TargetBlock', 'as_probabilities', 'feature_som']
 
 # %% ../nbs/15_supervised.ipynb #349b8847
 def missing_targets(y) -> np.ndarray:
@@ -25,7 +25,7 @@ def known_labels(y:np.ndarray) -> np.ndarray:
     labels = y[~missing_targets(y)]
     return np.asarray(labels.tolist()) if labels.dtype == object and len(labels) else labels
 
-def one_hot(y, # class labels, missing ones allowed
+def one_hot_labels(y, # class labels, missing ones allowed
             classes:np.ndarray, # the sorted classes
            ) -> torch.Tensor:
     "Rows of `y` as one-hot float64 rows over `classes`, `[N, C]`; unlabelled rows all zero."
@@ -94,7 +94,7 @@ def target_table(y, # targets: class labels, or numbers (1-D or 2-D)
         return t.nan_to_num(0.), known, None
     if arr.ndim != 1: raise ValueError(f"class labels must be 1-D, got shape {arr.shape}")
     cls = np.unique(known_labels(arr))
-    return one_hot(arr, cls), known, cls
+    return one_hot_labels(arr, cls), known, cls
 
 @patch
 def read_out(self:SomLearner,
