@@ -20,5 +20,6 @@ from .concrete import *
 from .locally_connected import *
 from .layers import *
 from .models import *
+from .distributed import *
 
 __all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names

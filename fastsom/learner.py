@@ -13,6 +13,7 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.optimizer import SGD
+from fastai.torch_core import rank_distrib
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import SchedExp
@@ -58,6 +59,7 @@ class SomLearner(Learner):
 
     def export(self, fname='export.pkl', **kwargs):
         "Export for inference (like `Learner.export`), atomically."
+        if rank_distrib(): return  # in a distributed run, process 0 writes (as fastai's `export`)
         dest = Path(self.path / fname).absolute()
         tmp = dest.with_name(f'.{dest.name}.tmp')
         try:

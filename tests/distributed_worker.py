@@ -1,0 +1,47 @@
+"""One process of the distributed tests, under `torchrun` or started by hand with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
+
+    python distributed_worker.py DATA.npy OUT [--sources memory,file] [--cases rect,hex] [--fault die|hang] [--timeout S]
+
+Alone (no WORLD_SIZE) `learner` builds the same learner in one process: the tests' reference."""
+import argparse, os, signal, time
+from pathlib import Path
+import numpy as np, torch
+from fastai.callback.core import Callback
+from fastsom.all import *
+
+CASES = {'rect': dict(map_size=(6, 5)),
+         'hex': dict(map_size=(6, 4), topology='hexagonal', toroidal=True)}
+
+def learner(data, source:str, case:str, timeout:float=60., seed:int=0):
+    "The learner of one case: the table in memory (one batch), or the .npy file read in blocks of 50 rows."
+    if source == 'memory': dls = distributed_dataloaders(torch.from_numpy(np.load(data)), seed=seed, device='cpu', timeout=timeout)
+    else: dls = distributed_dataloaders(str(data), bs=50, device='cpu', timeout=timeout)
+    return som_learner(dls, seed=0, **CASES[case])
+
+class Fault(Callback):
+    "Process 1 dies (SIGKILL) or hangs at the start of epoch `at`, after writing the time to `out/fault_at`."
+    def __init__(self, kind:str, out, at:int=2): self.kind, self.out, self.at = kind, Path(out), at
+    def before_epoch(self):
+        if self.epoch != self.at or os.environ.get('RANK') != '1': return
+        (self.out / 'fault_at').write_text(repr(time.time()))
+        if self.kind == 'die': os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(3600)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('data'); p.add_argument('out')
+    p.add_argument('--sources', default='memory,file'); p.add_argument('--cases', default='rect,hex')
+    p.add_argument('--epochs', type=int, default=5); p.add_argument('--fault', default=None)
+    p.add_argument('--timeout', type=float, default=60.); p.add_argument('--seed_by_rank', action='store_true')
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    rank = os.environ.get('RANK', '0')
+    for source in args.sources.split(','):
+        for case in args.cases.split(','):
+            learn = learner(args.data, source, case, args.timeout, seed=int(rank) if args.seed_by_rank else 0)
+            with learn.distrib_ctx(timeout=args.timeout):
+                learn.fit(args.epochs, cbs=[Fault(args.fault, args.out)] if args.fault else None)
+                secs = torch.tensor(learn.distributed_batch_map.reduce_seconds)
+            torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]), 'reduce_seconds': secs},
+                       Path(args.out) / f'{source}-{case}-rank{rank}.pt')
+            if source == 'memory': learn.export(Path(args.out).absolute() / f'{source}-{case}.pkl')

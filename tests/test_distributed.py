@@ -1,0 +1,77 @@
+"Two processes (gloo, this machine) train the exact batch map of one process; a dead or hung process is a clear error."
+import os, socket, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pytest, torch
+import fastcore.test as fct
+from distributed_worker import CASES, learner
+
+HERE = Path(__file__).parent
+WORKER = HERE / 'distributed_worker.py'
+
+def _env(**extra):
+    path = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get('PYTHONPATH')]))
+    return {**os.environ, 'PYTHONPATH': path, 'OMP_NUM_THREADS': '1', **extra}
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    "301 rows of 4 features: 271 training rows, which two processes cannot share evenly."
+    d = tmp_path_factory.mktemp('distributed')
+    np.save(d / 'x.npy', np.random.default_rng(0).standard_normal((301, 4)).astype(np.float32))
+    return d / 'x.npy'
+
+@pytest.fixture(scope='module')
+def torchrun(data):
+    "Every case trained once on two processes started by torchrun; the folder of their results."
+    out = data.parent / 'out'; out.mkdir()
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                          str(WORKER), str(data), str(out)], capture_output=True, text=True, timeout=600, env=_env())
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    return out
+
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('source', ['memory', 'file'])
+def test_two_processes_equal_one(torchrun, data, source, case):
+    alone = learner(data, source, case)
+    alone.fit(5)
+    for rank in range(2):
+        got = torch.load(torchrun / f'{source}-{case}-rank{rank}.pt')
+        fct.test_close(got['codebook'], alone.codebook(), eps=1e-5)
+        fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-6)  # QE, TE
+        fct.test_eq(len(got['reduce_seconds']), 5)  # one all-reduce per epoch
+    if source == 'memory': assert (torchrun / f'{source}-{case}.pkl').exists()  # written by process 0
+
+def _two(data, out, *args, timeout=120):
+    "Start two processes by hand (no torchrun to stop the other one); process 0's exit code, stderr and end time."
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(data), str(out), '--sources', 'memory', '--cases', 'rect', *args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port)))
+             for r in range(2)]
+    try:
+        err0 = procs[0].communicate(timeout=timeout)[1]
+        return procs[0].returncode, err0, time.time()
+    finally:
+        for p in procs:
+            if p.poll() is None: p.kill()
+            p.communicate()
+
+@pytest.mark.parametrize('fault', ['die', 'hang'])
+def test_fault_stops_the_other_process(data, tmp_path, fault):
+    rc, err, end = _two(data, tmp_path, '--fault', fault, '--timeout', '10')
+    assert rc != 0 and 'another process died or hung past the timeout' in err, err[-3000:]
+    seconds = end - float((tmp_path / 'fault_at').read_text())  # from the fault to the end of process 0
+    print(f'{fault}: process 0 stopped {seconds:.1f} s after the fault')
+    assert seconds < 60, seconds
+
+def test_process_without_rows(tmp_path):
+    np.save(tmp_path / 'x.npy', np.ones((3, 2), np.float32))  # 1 validation row for 2 processes
+    rc, err, _ = _two(tmp_path / 'x.npy', tmp_path)
+    assert rc != 0 and 'would have no rows' in err, err[-3000:]
+
+def test_processes_with_other_data(data, tmp_path):
+    rc, err, _ = _two(data, tmp_path, '--seed_by_rank')  # each process splits the table its own way
+    assert rc != 0 and 'hold other data than process 0' in err, err[-3000:]
