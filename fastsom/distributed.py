@@ -103,6 +103,9 @@ class DistributedSom(Callback):
         if not dist.is_initialized(): raise RuntimeError("DistributedSom needs a process group: use `learn.distrib_ctx()`")
         rank, world, dev = dist.get_rank(), dist.get_world_size(), self.learn.model.weight.device
         if dist.get_backend() == 'gloo': dist.monitored_barrier()  # names the processes that did not arrive
+        elif dev != torch.device('cuda', torch.cuda.current_device()):
+            raise RuntimeError(f"process {rank} trains on {dev}, not on its own GPU cuda:{torch.cuda.current_device()}: "
+                               "build the loaders with `distributed_dataloaders` (or call `init_distributed()` first)")
         mine = torch.stack([_fingerprint(dl.dataset) for dl in self.dls.loaders]).to(dev)
         ref = mine.clone(); dist.broadcast(ref, 0)
         differs = all_sum(torch.tensor(float(not torch.allclose(mine, ref, rtol=1e-9)), device=dev), 'the data checks')

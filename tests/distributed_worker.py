@@ -1,12 +1,14 @@
 """One process of the distributed tests, under `torchrun` or started by hand with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
 
     python distributed_worker.py DATA.npy OUT [--sources memory,file] [--cases rect,hex] [--fault die|hang] [--timeout S]
+                                 [--checkpoint] [--resume EPOCH]
 
 Alone (no WORLD_SIZE) `learner` builds the same learner in one process: the tests' reference."""
 import argparse, os, signal, time
 from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback
+from fastai.callback.tracker import SaveModelCallback
 from fastsom.all import *
 
 CASES = {'rect': dict(map_size=(6, 5)),
@@ -33,15 +35,22 @@ if __name__ == '__main__':
     p.add_argument('--sources', default='memory,file'); p.add_argument('--cases', default='rect,hex')
     p.add_argument('--epochs', type=int, default=5); p.add_argument('--fault', default=None)
     p.add_argument('--timeout', type=float, default=60.); p.add_argument('--seed_by_rank', action='store_true')
+    p.add_argument('--fault_at', type=int, default=2)
+    p.add_argument('--checkpoint', action='store_true', help='save the model after every epoch')
+    p.add_argument('--resume', type=int, default=0, help='load the checkpoint of the epoch before this one and go on')
     args = p.parse_args()
     torch.set_num_threads(1)
     rank = os.environ.get('RANK', '0')
     for source in args.sources.split(','):
         for case in args.cases.split(','):
             learn = learner(args.data, source, case, args.timeout, seed=int(rank) if args.seed_by_rank else 0)
+            learn.path, name = Path(args.out), f'{source}-{case}'
+            cbs = [Fault(args.fault, args.out, args.fault_at)] if args.fault else []
+            if args.checkpoint: cbs.append(SaveModelCallback(every_epoch=True, fname=name))
+            if args.resume: learn.load(f'{name}_{args.resume - 1}')
             with learn.distrib_ctx(timeout=args.timeout):
-                learn.fit(args.epochs, cbs=[Fault(args.fault, args.out)] if args.fault else None)
+                learn.fit(args.epochs, cbs=cbs, start_epoch=args.resume)
                 secs = torch.tensor(learn.distributed_batch_map.reduce_seconds)
             torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]), 'reduce_seconds': secs},
-                       Path(args.out) / f'{source}-{case}-rank{rank}.pt')
-            if source == 'memory': learn.export(Path(args.out).absolute() / f'{source}-{case}.pkl')
+                       Path(args.out) / f'{name}-rank{rank}.pt')
+            if source == 'memory': learn.export(Path(args.out).absolute() / f'{name}.pkl')

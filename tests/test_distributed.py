@@ -44,7 +44,7 @@ def test_two_processes_equal_one(torchrun, data, source, case):
         fct.test_eq(len(got['reduce_seconds']), 5)  # one all-reduce per epoch
     if source == 'memory': assert (torchrun / f'{source}-{case}.pkl').exists()  # written by process 0
 
-def _two(data, out, *args, timeout=120):
+def _two(data, out, *args, timeout=180):
     "Start two processes by hand (no torchrun to stop the other one); process 0's exit code, stderr and end time."
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, str(WORKER), str(data), str(out), '--sources', 'memory', '--cases', 'rect', *args],
@@ -75,3 +75,12 @@ def test_process_without_rows(tmp_path):
 def test_processes_with_other_data(data, tmp_path):
     rc, err, _ = _two(data, tmp_path, '--seed_by_rank')  # each process splits the table its own way
     assert rc != 0 and 'hold other data than process 0' in err, err[-3000:]
+
+def test_resume_from_checkpoint(torchrun, data, tmp_path):
+    "Process 1 dies at epoch 3; a rerun from the checkpoint of epoch 2 ends on the uninterrupted run's codebook."
+    rc, err, _ = _two(data, tmp_path, '--checkpoint', '--fault', 'die', '--fault_at', '3')
+    assert rc != 0 and (tmp_path / 'models' / 'memory-rect_2.pth').exists(), err[-3000:]
+    rc, err, _ = _two(data, tmp_path, '--resume', '3')
+    assert rc == 0, err[-3000:]
+    fct.test_close(torch.load(tmp_path / 'memory-rect-rank0.pt')['codebook'],
+                   torch.load(torchrun / 'memory-rect-rank0.pt')['codebook'], eps=1e-5)
