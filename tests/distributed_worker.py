@@ -15,9 +15,11 @@ CASES = {'rect': dict(map_size=(6, 5)),
          'hex': dict(map_size=(6, 4), topology='hexagonal', toroidal=True)}
 
 def learner(data, source:str, case:str, timeout:float=60., seed:int=0):
-    "The learner of one case: the table in memory (one batch), or the .npy file read in blocks of 50 rows."
+    "The learner of one case: the table in memory (one batch), or the .npy file (or the .csv beside it) read in blocks of 50 rows."
     if source == 'memory': dls = distributed_dataloaders(torch.from_numpy(np.load(data)), seed=seed, device='cpu', timeout=timeout)
-    else: dls = distributed_dataloaders(str(data), bs=50, device='cpu', timeout=timeout)
+    else:
+        path = Path(data).with_suffix('.csv') if source == 'csv' else Path(data)
+        dls = distributed_dataloaders(str(path), bs=50, device='cpu', timeout=timeout, folder=Path(data).parent)
     return som_learner(dls, seed=0, **CASES[case])
 
 class Fault(Callback):
@@ -32,7 +34,7 @@ class Fault(Callback):
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
     p.add_argument('data'); p.add_argument('out')
-    p.add_argument('--sources', default='memory,file'); p.add_argument('--cases', default='rect,hex')
+    p.add_argument('--sources', default='memory,file,csv'); p.add_argument('--cases', default='rect,hex')
     p.add_argument('--epochs', type=int, default=5); p.add_argument('--fault', default=None)
     p.add_argument('--timeout', type=float, default=60.); p.add_argument('--seed_by_rank', action='store_true')
     p.add_argument('--fault_at', type=int, default=2)
@@ -50,7 +52,8 @@ if __name__ == '__main__':
             if args.resume: learn.load(f'{name}_{args.resume - 1}')
             with learn.distrib_ctx(timeout=args.timeout):
                 learn.fit(args.epochs, cbs=cbs, start_epoch=args.resume)
-                secs = torch.tensor(learn.distributed_batch_map.reduce_seconds)
-            torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]), 'reduce_seconds': secs},
+                secs = torch.tensor(learn.distributed_batch_map.reduce_seconds) if hasattr(learn, 'distributed_batch_map') else None
+            torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]), 'reduce_seconds': secs,
+                        'names': list(learn.dls.feature_names)},
                        Path(args.out) / f'{name}-rank{rank}.pt')
             if source == 'memory': learn.export(Path(args.out).absolute() / f'{name}.pkl')

@@ -1,7 +1,7 @@
 "Two processes (gloo, this machine) train the exact batch map of one process; a dead or hung process is a clear error."
 import os, socket, subprocess, sys, time
 from pathlib import Path
-import numpy as np, pytest, torch
+import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
 from distributed_worker import CASES, learner
 
@@ -20,7 +20,9 @@ def _free_port() -> int:
 def data(tmp_path_factory):
     "301 rows of 4 features: 271 training rows, which two processes cannot share evenly."
     d = tmp_path_factory.mktemp('distributed')
-    np.save(d / 'x.npy', np.random.default_rng(0).standard_normal((301, 4)).astype(np.float32))
+    x = np.random.default_rng(0).standard_normal((301, 4)).astype(np.float32)
+    np.save(d / 'x.npy', x)
+    pd.DataFrame(x, columns=list('abcd')).to_csv(d / 'x.csv', index=False)  # converted to .npy by process 0 alone
     return d / 'x.npy'
 
 @pytest.fixture(scope='module')
@@ -33,7 +35,7 @@ def torchrun(data):
     return out
 
 @pytest.mark.parametrize('case', CASES)
-@pytest.mark.parametrize('source', ['memory', 'file'])
+@pytest.mark.parametrize('source', ['memory', 'file', 'csv'])
 def test_two_processes_equal_one(torchrun, data, source, case):
     alone = learner(data, source, case)
     alone.fit(5)
@@ -42,6 +44,7 @@ def test_two_processes_equal_one(torchrun, data, source, case):
         fct.test_close(got['codebook'], alone.codebook(), eps=1e-5)
         fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-6)  # QE, TE
         fct.test_eq(len(got['reduce_seconds']), 5)  # one all-reduce per epoch
+        fct.test_eq(got['names'], alone.dls.feature_names)
     if source == 'memory': assert (torchrun / f'{source}-{case}.pkl').exists()  # written by process 0
 
 def _two(data, out, *args, timeout=180):
@@ -84,3 +87,16 @@ def test_resume_from_checkpoint(torchrun, data, tmp_path):
     assert rc == 0, err[-3000:]
     fct.test_close(torch.load(tmp_path / 'memory-rect-rank0.pt')['codebook'],
                    torch.load(torchrun / 'memory-rect-rank0.pt')['codebook'], eps=1e-5)
+
+def test_accelerate_launch(torchrun, data, tmp_path):
+    "`accelerate launch` (fastsom[distributed]) starts the same two processes; `--multi_gpu` starts torchrun's launcher, on CPUs too."
+    pytest.importorskip('accelerate')
+    run = subprocess.run([sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2',
+                          '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no',
+                          '--num_cpu_threads_per_process', '1', '--main_process_port', str(_free_port()),
+                          str(WORKER), str(data), str(tmp_path), '--sources', 'memory', '--cases', 'rect'],
+                         capture_output=True, text=True, timeout=600, env=_env(HF_HUB_OFFLINE='1'))
+    assert run.returncode == 0, run.stderr[-5000:]
+    for rank in range(2):
+        fct.test_close(torch.load(tmp_path / f'memory-rect-rank{rank}.pt')['codebook'],
+                       torch.load(torchrun / 'memory-rect-rank0.pt')['codebook'], eps=1e-5)
