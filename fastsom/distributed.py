@@ -10,16 +10,16 @@ from pathlib import Path
 import torch, torch.distributed as dist
 from fastcore.basics import patch, noop
 from fastai.callback.core import Callback, CancelBatchException
-from fastai.learner import Recorder
+from fastai.learner import Recorder, AvgSmoothLoss
 from fastai.callback.progress import ProgressCallback
-from fastai.torch_core import num_distrib
+from fastai.torch_core import num_distrib, to_detach
 from .data import RowFile, som_dataloaders, csv_to_rows, parquet_to_rows
 from .loss import SomLoss
 from .learner import SomLearner, ExactBatchMap
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT', 'world_size', 'init_distributed', 'row_share', 'shard', 'all_sum', 'DistributedBatchMap',
-           'DistributedSom', 'distributed_dataloaders']
+           'LocalSmoothLoss', 'DistributedSom', 'distributed_dataloaders']
 
 # %% ../nbs/16_distributed.ipynb #f9bf8358
 DEFAULT_TIMEOUT = 600. # seconds any process waits for the others in one collective operation
@@ -94,6 +94,17 @@ def _fingerprint(rows, n:int=64) -> torch.Tensor:
     w = torch.arange(1., len(x) + 1, dtype=torch.float64)[:, None]
     return torch.tensor([len(rows), x.shape[1], x.sum(), (w * x).sum()], dtype=torch.float64)
 
+def _local(dl):
+    "`dl`, its outputs detached without fastai's gather from all processes: `DistributedSom` sums totals instead."
+    dl.to_detach = lambda b, cpu=True, gather=True: to_detach(b, cpu, gather=False)
+    return dl
+
+class LocalSmoothLoss(AvgSmoothLoss):
+    "fastai's smoothed training loss, of this process's batches (fastai's own gathers all processes' at every batch)."
+    def accumulate(self, learn):
+        self.count += 1
+        self.val = torch.lerp(to_detach(learn.loss.mean(), gather=False), self.val, self.beta)
+
 class DistributedSom(Callback):
     "Share the loaders' rows between the processes, start from one codebook, sum the validation metrics."
     order = Recorder.order - 1  # metrics are summed before the `Recorder` reads them
@@ -114,7 +125,7 @@ class DistributedSom(Callback):
                              "loaders the same way everywhere (same file, or same table and same `seed`)")
         with torch.no_grad(): dist.broadcast(self.learn.model.weight.data, 0)
         self.whole = list(self.dls.loaders)
-        self.learn.dls.loaders = [dl.new(shard(dl.dataset, *row_share(len(dl.dataset), rank, world)))
+        self.learn.dls.loaders = [_local(dl.new(shard(dl.dataset, *row_share(len(dl.dataset), rank, world))))
                                   for dl in self.whole]
         self.sharded = True
 
@@ -153,8 +164,9 @@ def to_distributed(self:SomLearner):
     old = [cb for cb in self.cbs if isinstance(cb, ExactBatchMap)]
     quiet = dist.is_initialized() and dist.get_rank() > 0  # one process reports
     if quiet: old += [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
-    self._distrib_undo = self.loss_func.update, old, self.logger
+    self._distrib_undo = self.loss_func.update, old, self.logger, self.recorder.smooth_loss
     self.loss_func.update = 'kohonen'
+    self.recorder.smooth_loss = LocalSmoothLoss(self.recorder.smooth_loss.beta)
     self.remove_cbs(old)
     if quiet: self.logger = noop
     self.add_cbs([DistributedBatchMap(), DistributedSom()])
@@ -166,7 +178,7 @@ def detach_distributed(self:SomLearner):
     if not hasattr(self, '_distrib_undo'): return self
     for cb in self.cbs.filter(lambda cb: isinstance(cb, DistributedSom)): cb.restore()
     self.remove_cbs(self.cbs.filter(lambda cb: isinstance(cb, (DistributedSom, DistributedBatchMap))))
-    update, old, self.logger = self._distrib_undo
+    update, old, self.logger, self.recorder.smooth_loss = self._distrib_undo
     self.loss_func.update = update
     self.add_cbs(old)
     del self._distrib_undo

@@ -14,12 +14,15 @@ from fastsom.all import *
 CASES = {'rect': dict(map_size=(6, 5)),
          'hex': dict(map_size=(6, 4), topology='hexagonal', toroidal=True)}
 
-def learner(data, source:str, case:str, timeout:float=60., seed:int=0):
-    "The learner of one case: the table in memory (one batch), or the .npy file (or the .csv beside it) read in blocks of 50 rows."
-    if source == 'memory': dls = distributed_dataloaders(torch.from_numpy(np.load(data)), seed=seed, device='cpu', timeout=timeout)
+def learner(data, source:str, case:str, timeout:float=60., seed:int=0, plain:bool=False):
+    """The learner of one case: the table in memory (one batch), or the .npy file (or the .csv beside it) read in blocks of 45 rows;
+    `plain`: the loaders of `som_dataloaders`, so that `distrib_ctx` starts the process group."""
+    if source == 'memory':
+        x, kw = torch.from_numpy(np.load(data)), dict(seed=seed, device='cpu')
     else:
-        path = Path(data).with_suffix('.csv') if source == 'csv' else Path(data)
-        dls = distributed_dataloaders(str(path), bs=50, device='cpu', timeout=timeout, folder=Path(data).parent)
+        x = str(Path(data).with_suffix('.csv') if source == 'csv' else data)
+        kw = dict(bs=45, device='cpu', folder=Path(data).parent)  # shares of 135 and 136 rows: 3 and 4 blocks
+    dls = som_dataloaders(x, **kw) if plain else distributed_dataloaders(x, timeout=timeout, **kw)
     return som_learner(dls, seed=0, **CASES[case])
 
 class Fault(Callback):
@@ -38,6 +41,7 @@ if __name__ == '__main__':
     p.add_argument('--epochs', type=int, default=5); p.add_argument('--fault', default=None)
     p.add_argument('--timeout', type=float, default=60.); p.add_argument('--seed_by_rank', action='store_true')
     p.add_argument('--fault_at', type=int, default=2)
+    p.add_argument('--plain', action='store_true', help='som_dataloaders: the process group is started by distrib_ctx')
     p.add_argument('--checkpoint', action='store_true', help='save the model after every epoch')
     p.add_argument('--resume', type=int, default=0, help='load the checkpoint of the epoch before this one and go on')
     args = p.parse_args()
@@ -45,7 +49,7 @@ if __name__ == '__main__':
     rank = os.environ.get('RANK', '0')
     for source in args.sources.split(','):
         for case in args.cases.split(','):
-            learn = learner(args.data, source, case, args.timeout, seed=int(rank) if args.seed_by_rank else 0)
+            learn = learner(args.data, source, case, args.timeout, int(rank) if args.seed_by_rank else 0, args.plain)
             learn.path, name = Path(args.out), f'{source}-{case}'
             cbs = [Fault(args.fault, args.out, args.fault_at)] if args.fault else []
             if args.checkpoint: cbs.append(SaveModelCallback(every_epoch=True, fname=name))
