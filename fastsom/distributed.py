@@ -166,7 +166,7 @@ def to_distributed(self:SomLearner):
     if quiet: old += [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
     self._distrib_undo = self.loss_func.update, old, self.logger, self.recorder.smooth_loss
     self.loss_func.update = 'kohonen'
-    self.recorder.smooth_loss = LocalSmoothLoss(self.recorder.smooth_loss.beta)
+    object.__setattr__(self.recorder, 'smooth_loss', LocalSmoothLoss(self.recorder.smooth_loss.beta))  # no shadowing warning
     self.remove_cbs(old)
     if quiet: self.logger = noop
     self.add_cbs([DistributedBatchMap(), DistributedSom()])
@@ -178,7 +178,8 @@ def detach_distributed(self:SomLearner):
     if not hasattr(self, '_distrib_undo'): return self
     for cb in self.cbs.filter(lambda cb: isinstance(cb, DistributedSom)): cb.restore()
     self.remove_cbs(self.cbs.filter(lambda cb: isinstance(cb, (DistributedSom, DistributedBatchMap))))
-    update, old, self.logger, self.recorder.smooth_loss = self._distrib_undo
+    update, old, self.logger, smooth = self._distrib_undo
+    object.__setattr__(self.recorder, 'smooth_loss', smooth)
     self.loss_func.update = update
     self.add_cbs(old)
     del self._distrib_undo
