@@ -23,6 +23,7 @@ def data(tmp_path_factory):
     x = np.random.default_rng(0).standard_normal((301, 4)).astype(np.float32)
     np.save(d / 'x.npy', x)
     pd.DataFrame(x, columns=list('abcd')).to_csv(d / 'x.csv', index=False)  # converted to .npy by process 0 alone
+    pd.DataFrame(x, columns=list('efgh')).to_parquet(d / 'x.parquet')
     return d / 'x.npy'
 
 @pytest.fixture(scope='module')
@@ -35,7 +36,7 @@ def torchrun(data):
     return out
 
 @pytest.mark.parametrize('case', CASES)
-@pytest.mark.parametrize('source', ['memory', 'file', 'csv'])
+@pytest.mark.parametrize('source', ['memory', 'file', 'csv', 'parquet'])
 def test_two_processes_equal_one(torchrun, data, source, case):
     alone = learner(data, source, case)
     alone.fit(5)
