@@ -49,7 +49,7 @@ def _leave():
 def row_share(n_rows:int, rank:int, world:int) -> tuple[int, int]:
     "Rows `start:stop` of process `rank` of `world`: contiguous, every row in exactly one share."
     if n_rows < world:
-        raise ValueError(f"{n_rows} rows cannot be shared by {world} processes: process {n_rows} would have no rows; "
+        raise ValueError(f"{n_rows} rows cannot be shared by {world} processes: {world - n_rows} would have no rows; "
                          "use fewer processes or more data")
     return rank * n_rows // world, (rank + 1) * n_rows // world
 
@@ -213,8 +213,13 @@ def distributed_dataloaders(data, # as `som_dataloaders`: a table, or the path o
     if world_size() == 1: return som_dataloaders(data, seed=seed, folder=folder, **kwargs)
     names, convert = None, {'.csv': csv_to_rows, '.parquet': parquet_to_rows}
     if isinstance(data, (str, Path)) and Path(data).suffix in convert:
-        sent = [convert[Path(data).suffix](data, folder) if dist.get_rank() == 0 else None]
+        sent = [None]
+        if dist.get_rank() == 0:
+            try: sent = [convert[Path(data).suffix](data, folder)]
+            except Exception as e: sent = [e]  # sent on, so that the others do not wait for a file that never comes
         dist.broadcast_object_list(sent, 0)
+        if isinstance(sent[0], Exception):
+            raise RuntimeError(f"process 0 could not convert {data} to .npy: {sent[0]}") from sent[0]
         data, names = sent[0]
     if seed is None:
         sent = [int(torch.randint(2**31, ())) if dist.get_rank() == 0 else None]

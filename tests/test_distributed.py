@@ -48,8 +48,9 @@ def test_two_processes_equal_one(torchrun, data, source, case):
         fct.test_eq(got['names'], alone.dls.feature_names)
     if source == 'memory': assert (torchrun / f'{source}-{case}.pkl').exists()  # written by process 0
 
-def _two(data, out, *args, sources='memory', timeout=180):
-    "Start two processes by hand (no torchrun to stop the other one); process 0's exit code, stderr and end time."
+def _two(data, out, *args, sources='memory', timeout=180, grace=30):
+    """Start two processes by hand (no torchrun to stop the other one): process 0's exit code and end time, and both
+    stderrs; process 1 is given `grace` seconds more, then stopped."""
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, str(WORKER), str(data), str(out), '--sources', sources, '--cases', 'rect', *args],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -57,17 +58,19 @@ def _two(data, out, *args, sources='memory', timeout=180):
              for r in range(2)]
     try:
         err0 = procs[0].communicate(timeout=timeout)[1]
-        return procs[0].returncode, err0, time.time()
+        end = time.time()
+        try: err1 = procs[1].communicate(timeout=grace)[1]
+        except subprocess.TimeoutExpired: err1 = ''
     finally:
         for p in procs:
-            if p.poll() is None: p.kill()
-            p.communicate()
+            if p.poll() is None: p.kill(); p.communicate()
+    return procs[0].returncode, err0 + err1, end
 
 @pytest.mark.parametrize('fault', ['die', 'hang'])
 def test_fault_stops_the_other_process(data, tmp_path, fault):
     # the hung run reads the file with `som_dataloaders`: its timeout is the one `distrib_ctx` gives the group it starts
     plain = dict(sources='file') if fault == 'hang' else {}
-    rc, err, end = _two(data, tmp_path, '--fault', fault, '--timeout', '10', *(['--plain'] if plain else []), **plain)
+    rc, err, end = _two(data, tmp_path, '--fault', fault, '--timeout', '10', *(['--plain'] if plain else []), grace=1, **plain)
     assert rc != 0 and 'another process died or hung past the timeout' in err, err[-3000:]
     seconds = end - float((tmp_path / 'fault_at').read_text())  # from the fault to the end of process 0
     print(f'{fault}: process 0 stopped {seconds:.1f} s after the fault')
@@ -103,3 +106,8 @@ def test_accelerate_launch(torchrun, data, tmp_path):
     for rank in range(2):
         fct.test_close(torch.load(tmp_path / f'memory-rect-rank{rank}.pt')['codebook'],
                        torch.load(torchrun / 'memory-rect-rank0.pt')['codebook'], eps=1e-5)
+
+def test_conversion_error_reaches_every_process(tmp_path):
+    pd.DataFrame({'a': [1., 2., 3.], 'b': ['x', 'y', 'z']}).to_csv(tmp_path / 'x.csv', index=False)
+    rc, err, _ = _two(tmp_path / 'x.npy', tmp_path, sources='csv')
+    assert rc != 0 and 'process 0 could not convert' in err, err[-3000:]  # process 1 does not wait for the file
