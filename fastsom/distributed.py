@@ -8,18 +8,18 @@ import atexit, datetime, os, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch, torch.distributed as dist
-from fastcore.basics import patch, noop
+from fastcore.basics import patch, noop, store_attr
 from fastai.callback.core import Callback, CancelBatchException
 from fastai.learner import Recorder, AvgSmoothLoss
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import num_distrib, to_detach
-from .data import RowFile, som_dataloaders, csv_to_rows, parquet_to_rows
+from .data import RowFile, SomDataLoader, som_dataloaders, csv_to_rows, parquet_to_rows
 from .loss import SomLoss
 from .learner import SomLearner, ExactBatchMap
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT', 'world_size', 'init_distributed', 'row_share', 'shard', 'all_sum', 'DistributedBatchMap',
-           'LocalSmoothLoss', 'DistributedSom', 'distributed_dataloaders']
+           'EvenBatches', 'DistributedSteps', 'LocalSmoothLoss', 'DistributedSom', 'distributed_dataloaders']
 
 # %% ../nbs/16_distributed.ipynb #f9bf8358
 DEFAULT_TIMEOUT = 600. # seconds any process waits for the others in one collective operation
@@ -86,7 +86,42 @@ class DistributedBatchMap(ExactBatchMap):
             self.mass = buf[:, -1]
         super().before_step()
 
-# %% ../nbs/16_distributed.ipynb #5e33f2cd
+# %% ../nbs/16_distributed.ipynb #50011e76
+class EvenBatches(SomDataLoader):
+    "A `SomDataLoader` cut into exactly `n_batches` batches of near-equal size: every process steps as often."
+    def __init__(self, dataset=None, normalizer=None, n_batches:int=1, **kwargs):
+        super().__init__(dataset, normalizer, **kwargs)
+        self.n_batches = n_batches
+    def __len__(self): return self.n_batches
+    def create_batches(self, order):
+        n, k = len(order), self.n_batches
+        for i in range(k):
+            idx = order[i * n // k:(i + 1) * n // k]
+            yield (self.dataset[idx.start:idx.stop] if isinstance(idx, range) else self.dataset[idx],)
+
+class DistributedSteps(ExactBatchMap):
+    "Data-parallel mini-batch steps: each batch's gradient, unit masses and row count summed over the processes."
+    def __init__(self, update:str='kohonen', mass_floor:float=0.): store_attr()
+    def before_fit(self):
+        super().before_fit()
+        self.reduce_seconds = []
+    def before_batch(self): self.mass = 0.
+
+    def before_step(self):
+        grad = self.learn.model.weight.grad
+        rows = torch.full_like(grad[:, :1], len(self.learn.pred))
+        buf = torch.cat([grad, torch.as_tensor(self.mass).to(grad).expand(len(grad))[:, None], rows], 1)
+        start = time.perf_counter()
+        all_sum(buf, f'the gradient of batch {self.iter} of epoch {self.epoch}')
+        self.reduce_seconds.append(time.perf_counter() - start)
+        grad.copy_(buf[:, :-2])
+        mass, rows = buf[:, -2], buf[0, -1]
+        if self.update == 'kohonen': grad.div_(rows)
+        else:  # as `som_energy(per_unit=True)` over the union of the batches
+            ref = torch.maximum(mass, self.mass_floor * mass.clamp(min=0).mean()).clamp(min=torch.finfo(mass.dtype).tiny)
+            grad.mul_(torch.where(mass > 0, 1 / ref, 0.)[:, None])
+
+# %% ../nbs/16_distributed.ipynb #19669a2c
 def _fingerprint(rows, n:int=64) -> torch.Tensor:
     "Sizes and two weighted sums of `n` evenly spread rows: equal on processes that hold the same data."
     idx = torch.linspace(0, len(rows) - 1, min(n, len(rows))).round().long()
@@ -109,6 +144,7 @@ class DistributedSom(Callback):
     "Share the loaders' rows between the processes, start from one codebook, sum the validation metrics."
     order = Recorder.order - 1  # metrics are summed before the `Recorder` reads them
     sharded = False
+    def __init__(self, even_batches:bool=False): self.even_batches = even_batches  # mini-batch SGD: as many steps everywhere
 
     def before_fit(self):
         if not dist.is_initialized(): raise RuntimeError("DistributedSom needs a process group: use `learn.distrib_ctx()`")
@@ -125,9 +161,14 @@ class DistributedSom(Callback):
                              "loaders the same way everywhere (same file, or same table and same `seed`)")
         with torch.no_grad(): dist.broadcast(self.learn.model.weight.data, 0)
         self.whole = list(self.dls.loaders)
-        self.learn.dls.loaders = [_local(dl.new(shard(dl.dataset, *row_share(len(dl.dataset), rank, world))))
-                                  for dl in self.whole]
+        self.learn.dls.loaders = [_local(self._share(dl, i == 0, rank, world)) for i, dl in enumerate(self.whole)]
         self.sharded = True
+
+    def _share(self, dl, train:bool, rank:int, world:int):
+        "This process's share of loader `dl`; of the training loader, in as many batches as every other process's."
+        rows = shard(dl.dataset, *row_share(len(dl.dataset), rank, world))
+        if not (train and self.even_batches): return dl.new(rows)
+        return dl.new(rows, cls=EvenBatches, n_batches=-(-(len(dl.dataset) // world) // dl.bs))  # smallest share / bs, up
 
     def after_validate(self):
         if not self.sharded: return
@@ -142,16 +183,17 @@ class DistributedSom(Callback):
         "Put the whole loaders back."
         if self.sharded: self.learn.dls.loaders, self.sharded = self.whole, False
 
-# %% ../nbs/16_distributed.ipynb #6ffc0415
+# %% ../nbs/16_distributed.ipynb #7e250d17
+def _exact(learn:SomLearner) -> bool:
+    "Whether `learn` takes one batch-map step per epoch (`ExactBatchMap`, or one batch), rather than SGD steps."
+    one_batch_map = learn.loss_func.update == 'batchmap' and len(learn.dls.train) == 1
+    return one_batch_map or any(isinstance(cb, ExactBatchMap) for cb in learn.cbs)
+
 def _check_distributable(learn:SomLearner):
     "Raise a clear error for the training set-ups that have no exact distributed form (yet)."
     loss = learn.loss_func
     if not isinstance(loss, SomLoss): raise ValueError(f"distributed training needs a SomLoss, got {type(loss).__name__}")
-    accumulates = any(isinstance(cb, ExactBatchMap) for cb in learn.cbs)
-    if loss.update == 'kohonen' and not accumulates or loss.update == 'batchmap' and len(learn.dls.train) > 1:
-        raise NotImplementedError("only the exact batch map is distributed: train in one batch (`bs=None`) or "
-                                  "with `som_learner(..., accumulate=True)`, not by mini-batch SGD")
-    if loss.update == 'batchmap' and loss.mass_floor:
+    if _exact(learn) and loss.update == 'batchmap' and loss.mass_floor:
         raise ValueError(f"the distributed batch map is exact (mass_floor=0), got mass_floor={loss.mass_floor}")
     for m in learn.metrics: m.reset()
     bad = [getattr(m, 'name', repr(m)) for m in learn.metrics if not (hasattr(m, 'total') and hasattr(m, 'count'))]
@@ -159,8 +201,9 @@ def _check_distributable(learn:SomLearner):
 
 @patch
 def to_distributed(self:SomLearner):
-    "Train on the rows of all processes of the process group: one exact batch-map step per epoch."
+    "Train on the rows of all processes: one exact batch-map step per epoch, or data-parallel mini-batch steps."
     _check_distributable(self)
+    exact, loss = _exact(self), self.loss_func
     old = [cb for cb in self.cbs if isinstance(cb, ExactBatchMap)]
     quiet = dist.is_initialized() and dist.get_rank() > 0  # one process reports
     if quiet: old += [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
@@ -169,7 +212,8 @@ def to_distributed(self:SomLearner):
     object.__setattr__(self.recorder, 'smooth_loss', LocalSmoothLoss(self.recorder.smooth_loss.beta))  # no shadowing warning
     self.remove_cbs(old)
     if quiet: self.logger = noop
-    self.add_cbs([DistributedBatchMap(), DistributedSom()])
+    steps = DistributedBatchMap() if exact else DistributedSteps(self._distrib_undo[0], loss.mass_floor)
+    self.add_cbs([steps, DistributedSom(even_batches=not exact)])
     return self
 
 @patch
@@ -177,7 +221,7 @@ def detach_distributed(self:SomLearner):
     "Back to training on this process's loaders alone, as before `to_distributed`."
     if not hasattr(self, '_distrib_undo'): return self
     for cb in self.cbs.filter(lambda cb: isinstance(cb, DistributedSom)): cb.restore()
-    self.remove_cbs(self.cbs.filter(lambda cb: isinstance(cb, (DistributedSom, DistributedBatchMap))))
+    self.remove_cbs(self.cbs.filter(lambda cb: isinstance(cb, (DistributedSom, DistributedBatchMap, DistributedSteps))))
     update, old, self.logger, smooth = self._distrib_undo
     object.__setattr__(self.recorder, 'smooth_loss', smooth)
     self.loss_func.update = update
@@ -200,7 +244,7 @@ def distrib_ctx(self:SomLearner,
         self.detach_distributed()
         if created: dist.destroy_process_group()
 
-# %% ../nbs/16_distributed.ipynb #13f5e9a9
+# %% ../nbs/16_distributed.ipynb #72da4c1a
 def distributed_dataloaders(data, # as `som_dataloaders`: a table, or the path of a .npy, .csv or .parquet file
                             backend:str|None=None, # of the process group, if this call creates it
                             timeout:float=DEFAULT_TIMEOUT, # of the process group, if this call creates it

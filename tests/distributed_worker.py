@@ -25,6 +25,17 @@ def learner(data, source:str, case:str, timeout:float=60., seed:int=0, plain:boo
     dls = som_dataloaders(x, **kw) if plain else distributed_dataloaders(x, timeout=timeout, **kw)
     return som_learner(dls, seed=0, **CASES[case])
 
+def minibatch_learner(data, update:str, shuffle:bool=False, timeout:float=60.):
+    "Mini-batch SGD (`update` 'kohonen' or 'batchmap') on the table in memory, in batches of 45 rows per process."
+    dls = distributed_dataloaders(torch.from_numpy(np.load(data)), seed=0, bs=45, device='cpu', timeout=timeout)
+    dls.train.shuffle = shuffle
+    return som_learner(dls, seed=0, update=update, **CASES['rect'])
+
+def _save(learn, reduce_seconds, out, name, rank):
+    torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]),
+                'reduce_seconds': torch.tensor(reduce_seconds), 'names': list(learn.dls.feature_names)},
+               Path(out) / f'{name}-rank{rank}.pt')
+
 class Fault(Callback):
     "Process 1 dies (SIGKILL) or hangs at the start of epoch `at`, after writing the time to `out/fault_at`."
     def __init__(self, kind:str, out, at:int=2): self.kind, self.out, self.at = kind, Path(out), at
@@ -44,10 +55,19 @@ if __name__ == '__main__':
     p.add_argument('--plain', action='store_true', help='som_dataloaders: the process group is started by distrib_ctx')
     p.add_argument('--checkpoint', action='store_true', help='save the model after every epoch')
     p.add_argument('--resume', type=int, default=0, help='load the checkpoint of the epoch before this one and go on')
+    p.add_argument('--minibatch', default='', help="mini-batch SGD instead: 'kohonen', 'batchmap' or both")
+    p.add_argument('--shuffle', action='store_true', help='shuffle the mini-batches')
     args = p.parse_args()
     torch.set_num_threads(1)
     rank = os.environ.get('RANK', '0')
-    for source in args.sources.split(','):
+    for update in filter(None, args.minibatch.split(',')):
+        learn = minibatch_learner(args.data, update, args.shuffle, args.timeout)
+        with learn.distrib_ctx(timeout=args.timeout):
+            learn.fit(args.epochs)
+            secs = learn.distributed_steps.reduce_seconds
+        _save(learn, secs, args.out, f'minibatch-{update}', rank)
+    if args.minibatch: args.sources = ''
+    for source in filter(None, args.sources.split(',')):
         for case in args.cases.split(','):
             learn = learner(args.data, source, case, args.timeout, int(rank) if args.seed_by_rank else 0, args.plain)
             learn.path, name = Path(args.out), f'{source}-{case}'
@@ -56,8 +76,6 @@ if __name__ == '__main__':
             if args.resume: learn.load(f'{name}_{args.resume - 1}')
             with learn.distrib_ctx(timeout=args.timeout):
                 learn.fit(args.epochs, cbs=cbs, start_epoch=args.resume)
-                secs = torch.tensor(learn.distributed_batch_map.reduce_seconds) if hasattr(learn, 'distributed_batch_map') else None
-            torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]), 'reduce_seconds': secs,
-                        'names': list(learn.dls.feature_names)},
-                       Path(args.out) / f'{name}-rank{rank}.pt')
+                secs = learn.distributed_batch_map.reduce_seconds
+            _save(learn, secs, args.out, name, rank)
             if source == 'memory': learn.export(Path(args.out).absolute() / f'{name}.pkl')

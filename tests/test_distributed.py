@@ -3,7 +3,7 @@ import os, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
-from distributed_worker import CASES, learner
+from distributed_worker import CASES, learner, minibatch_learner
 
 HERE = Path(__file__).parent
 WORKER = HERE / 'distributed_worker.py'
@@ -111,3 +111,34 @@ def test_conversion_error_reaches_every_process(tmp_path):
     pd.DataFrame({'a': [1., 2., 3.], 'b': ['x', 'y', 'z']}).to_csv(tmp_path / 'x.csv', index=False)
     rc, err, _ = _two(tmp_path / 'x.npy', tmp_path, sources='csv')
     assert rc != 0 and 'process 0 could not convert' in err, err[-3000:]  # process 1 does not wait for the file
+
+def test_minibatch_sgd(tmp_path):
+    """Data-parallel mini-batch SGD: each step is the one-process step of the union of the processes' batches.
+    300 rows: 270 training rows, two shares of 135, three batches of 45 each; one process steps on 90 rows."""
+    x = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
+    np.save(tmp_path / 'x.npy', x)
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                          str(WORKER), str(tmp_path / 'x.npy'), str(tmp_path), '--minibatch', 'kohonen,batchmap'],
+                         capture_output=True, text=True, timeout=600, env=_env())
+    assert run.returncode == 0, run.stderr[-5000:]
+    for update in ('kohonen', 'batchmap'):
+        alone = minibatch_learner(tmp_path / 'x.npy', update)
+        train = alone.dls.train.dataset
+        union = torch.cat([torch.cat([share[i:i + 45] for share in (train[:135], train[135:])]) for i in range(0, 135, 45)])
+        alone.dls.loaders[0] = alone.dls.train.new(union, bs=90, shuffle=False)
+        alone.fit(5)
+        for rank in range(2):
+            got = torch.load(tmp_path / f'minibatch-{update}-rank{rank}.pt')
+            fct.test_close(got['codebook'], alone.codebook(), eps=1e-5)
+            fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-6)  # QE, TE
+            fct.test_eq(len(got['reduce_seconds']), 15)  # one all-reduce per batch
+
+def test_minibatch_uneven_shares(data, tmp_path):
+    "Shares of 135 and 136 rows, shuffled: both processes take 3 steps per epoch and end on the same codebook."
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                          str(WORKER), str(data), str(tmp_path), '--minibatch', 'batchmap', '--shuffle'],
+                         capture_output=True, text=True, timeout=600, env=_env())
+    assert run.returncode == 0, run.stderr[-5000:]
+    got = [torch.load(tmp_path / f'minibatch-batchmap-rank{rank}.pt') for rank in range(2)]
+    fct.test_eq(got[0]['codebook'], got[1]['codebook'])
+    fct.test_eq(len(got[0]['reduce_seconds']), 15)
