@@ -26,13 +26,23 @@ def data(tmp_path_factory):
     pd.DataFrame(x, columns=list('efgh')).to_parquet(d / 'x.parquet')
     return d / 'x.npy'
 
+def _torchrun(data, out, *args):
+    "Run the worker on two processes started by torchrun."
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                          str(WORKER), str(data), str(out), *args], capture_output=True, text=True, timeout=600, env=_env())
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+
+def _same_as(alone, got, n_reduces:int):
+    "Check a process's results `got` against the one-process learner `alone`."
+    fct.test_close(got['codebook'], alone.codebook(), eps=1e-5)
+    fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-6)  # QE, TE
+    fct.test_eq(len(got['reduce_seconds']), n_reduces)
+
 @pytest.fixture(scope='module')
 def torchrun(data):
     "Every case trained once on two processes started by torchrun; the folder of their results."
     out = data.parent / 'out'; out.mkdir()
-    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                          str(WORKER), str(data), str(out)], capture_output=True, text=True, timeout=600, env=_env())
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    _torchrun(data, out)
     return out
 
 @pytest.mark.parametrize('case', CASES)
@@ -42,9 +52,7 @@ def test_two_processes_equal_one(torchrun, data, source, case):
     alone.fit(5)
     for rank in range(2):
         got = torch.load(torchrun / f'{source}-{case}-rank{rank}.pt')
-        fct.test_close(got['codebook'], alone.codebook(), eps=1e-5)
-        fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-6)  # QE, TE
-        fct.test_eq(len(got['reduce_seconds']), 5)  # one all-reduce per epoch
+        _same_as(alone, got, 5)  # one all-reduce per epoch
         fct.test_eq(got['names'], alone.dls.feature_names)
     if source == 'memory': assert (torchrun / f'{source}-{case}.pkl').exists()  # written by process 0
 
@@ -117,10 +125,7 @@ def test_minibatch_sgd(tmp_path):
     300 rows: 270 training rows, two shares of 135, three batches of 45 each; one process steps on 90 rows."""
     x = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
     np.save(tmp_path / 'x.npy', x)
-    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                          str(WORKER), str(tmp_path / 'x.npy'), str(tmp_path), '--minibatch', 'kohonen,batchmap'],
-                         capture_output=True, text=True, timeout=600, env=_env())
-    assert run.returncode == 0, run.stderr[-5000:]
+    _torchrun(tmp_path / 'x.npy', tmp_path, '--minibatch', 'kohonen,batchmap')
     for update in ('kohonen', 'batchmap'):
         alone = minibatch_learner(tmp_path / 'x.npy', update)
         train = alone.dls.train.dataset
@@ -128,17 +133,11 @@ def test_minibatch_sgd(tmp_path):
         alone.dls.loaders[0] = alone.dls.train.new(union, bs=90, shuffle=False)
         alone.fit(5)
         for rank in range(2):
-            got = torch.load(tmp_path / f'minibatch-{update}-rank{rank}.pt')
-            fct.test_close(got['codebook'], alone.codebook(), eps=1e-5)
-            fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-6)  # QE, TE
-            fct.test_eq(len(got['reduce_seconds']), 15)  # one all-reduce per batch
+            _same_as(alone, torch.load(tmp_path / f'minibatch-{update}-rank{rank}.pt'), 15)  # one all-reduce per batch
 
 def test_minibatch_uneven_shares(data, tmp_path):
     "Shares of 135 and 136 rows, shuffled: both processes take 3 steps per epoch and end on the same codebook."
-    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                          str(WORKER), str(data), str(tmp_path), '--minibatch', 'batchmap', '--shuffle'],
-                         capture_output=True, text=True, timeout=600, env=_env())
-    assert run.returncode == 0, run.stderr[-5000:]
+    _torchrun(data, tmp_path, '--minibatch', 'batchmap', '--shuffle')
     got = [torch.load(tmp_path / f'minibatch-batchmap-rank{rank}.pt') for rank in range(2)]
     fct.test_eq(got[0]['codebook'], got[1]['codebook'])
     fct.test_eq(len(got[0]['reduce_seconds']), 15)
