@@ -19,7 +19,8 @@ from .learner import SomLearner, ExactBatchMap
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT', 'world_size', 'init_distributed', 'row_share', 'shard', 'all_sum', 'DistributedBatchMap',
-           'EvenBatches', 'DistributedSteps', 'LocalSmoothLoss', 'DistributedSom', 'distributed_dataloaders']
+           'EvenBatches', 'DistributedSteps', 'LocalSmoothLoss', 'DistributedSom', 'DataParallelSteps',
+           'data_parallel_ctx', 'distributed_dataloaders']
 
 # %% ../nbs/16_distributed.ipynb #f9bf8358
 DEFAULT_TIMEOUT = 600. # seconds any process waits for the others in one collective operation
@@ -129,6 +130,8 @@ def _fingerprint(rows, n:int=64) -> torch.Tensor:
     w = torch.arange(1., len(x) + 1, dtype=torch.float64)[:, None]
     return torch.tensor([len(rows), x.shape[1], x.sum(), (w * x).sum()], dtype=torch.float64)
 
+def _device(model) -> torch.device: return next(model.parameters()).device
+
 def _local(dl):
     "`dl`, its outputs detached without fastai's gather from all processes: `DistributedSom` sums totals instead."
     dl.to_detach = lambda b, cpu=True, gather=True: to_detach(b, cpu, gather=False)
@@ -141,14 +144,14 @@ class LocalSmoothLoss(AvgSmoothLoss):
         self.val = torch.lerp(to_detach(learn.loss.mean(), gather=False), self.val, self.beta)
 
 class DistributedSom(Callback):
-    "Share the loaders' rows between the processes, start from one codebook, sum the validation metrics."
+    "Share the loaders' rows between the processes, start from one model, sum the validation metrics."
     order = Recorder.order - 1  # metrics are summed before the `Recorder` reads them
     sharded = False
     def __init__(self, even_batches:bool=False): self.even_batches = even_batches  # mini-batch SGD: as many steps everywhere
 
     def before_fit(self):
         if not dist.is_initialized(): raise RuntimeError("DistributedSom needs a process group: use `learn.distrib_ctx()`")
-        rank, world, dev = dist.get_rank(), dist.get_world_size(), self.learn.model.weight.device
+        rank, world, dev = dist.get_rank(), dist.get_world_size(), _device(self.learn.model)
         if dist.get_backend() == 'gloo': dist.monitored_barrier()  # names the processes that did not arrive
         elif dev != torch.device('cuda', torch.cuda.current_device()):
             raise RuntimeError(f"process {rank} trains on {dev}, not on its own GPU cuda:{torch.cuda.current_device()}: "
@@ -159,13 +162,16 @@ class DistributedSom(Callback):
         if differs.item():
             raise ValueError(f"{int(differs.item())} of {world} processes hold other data than process 0: build the "
                              "loaders the same way everywhere (same file, or same table and same `seed`)")
-        with torch.no_grad(): dist.broadcast(self.learn.model.weight.data, 0)
+        with torch.no_grad():  # one starting model: process 0's
+            for t in [*self.learn.model.parameters(), *self.learn.model.buffers()]: dist.broadcast(t.data, 0)
         self.whole = list(self.dls.loaders)
         self.learn.dls.loaders = [_local(self._share(dl, i == 0, rank, world)) for i, dl in enumerate(self.whole)]
         self.sharded = True
 
     def _share(self, dl, train:bool, rank:int, world:int):
         "This process's share of loader `dl`; of the training loader, in as many batches as every other process's."
+        if not isinstance(dl, SomDataLoader):
+            raise TypeError(f"distributed training shares the rows of `som_dataloaders` loaders, got a {type(dl).__name__}")
         rows = shard(dl.dataset, *row_share(len(dl.dataset), rank, world))
         if not (train and self.even_batches): return dl.new(rows)
         return dl.new(rows, cls=EvenBatches, n_batches=-(-(len(dl.dataset) // world) // dl.bs))  # smallest share / bs, up
@@ -174,7 +180,7 @@ class DistributedSom(Callback):
         if not self.sharded: return
         mets = [m for m in self.learn.recorder._valid_mets if hasattr(m, 'total') and hasattr(m, 'count')]
         sums = torch.tensor([[float(m.total), float(m.count)] for m in mets], dtype=torch.float64,
-                            device=self.learn.model.weight.device)
+                            device=_device(self.learn.model))
         all_sum(sums, f'the validation metrics of epoch {self.epoch}')
         for m, (total, count) in zip(mets, sums.tolist()): m.total, m.count = total, count
 
@@ -195,39 +201,64 @@ def _check_distributable(learn:SomLearner):
     if not isinstance(loss, SomLoss): raise ValueError(f"distributed training needs a SomLoss, got {type(loss).__name__}")
     if _exact(learn) and loss.update == 'batchmap' and loss.mass_floor:
         raise ValueError(f"the distributed batch map is exact (mass_floor=0), got mass_floor={loss.mass_floor}")
+
+def _check_metrics(learn):
+    "Raise a clear error for metrics that cannot be summed over processes."
     for m in learn.metrics: m.reset()
     bad = [getattr(m, 'name', repr(m)) for m in learn.metrics if not (hasattr(m, 'total') and hasattr(m, 'count'))]
     if bad: raise ValueError(f"metrics {', '.join(bad)} do not add up over processes (no `total` and `count`)")
+
+def _attach(learn, steps:Callback, even_batches:bool, remove=()):
+    "Add `steps` and `DistributedSom` to `learn`, in place of the callbacks `remove`; quiet on processes other than 0."
+    _check_metrics(learn)
+    remove = list(remove)
+    quiet = dist.is_initialized() and dist.get_rank() > 0  # one process reports
+    if quiet: remove += [cb for cb in learn.cbs if isinstance(cb, ProgressCallback)]
+    learn._distrib_undo = remove, learn.logger, learn.recorder.smooth_loss
+    object.__setattr__(learn.recorder, 'smooth_loss', LocalSmoothLoss(learn.recorder.smooth_loss.beta))  # no shadowing warning
+    learn.remove_cbs(remove)
+    if quiet: learn.logger = noop
+    learn.add_cbs([steps, DistributedSom(even_batches)])
+
+def _detach(learn):
+    "Undo `_attach`; `True` if there was something to undo."
+    if not hasattr(learn, '_distrib_undo'): return False
+    for cb in learn.cbs.filter(lambda cb: isinstance(cb, DistributedSom)): cb.restore()
+    learn.remove_cbs(learn.cbs.filter(lambda cb: isinstance(cb, (DistributedSom, DistributedBatchMap, DistributedSteps,
+                                                                 DataParallelSteps))))
+    remove, learn.logger, smooth = learn._distrib_undo
+    object.__setattr__(learn.recorder, 'smooth_loss', smooth)
+    learn.add_cbs(remove)
+    del learn._distrib_undo
+    return True
 
 @patch
 def to_distributed(self:SomLearner):
     "Train on the rows of all processes: one exact batch-map step per epoch, or data-parallel mini-batch steps."
     _check_distributable(self)
     exact, loss = _exact(self), self.loss_func
-    old = [cb for cb in self.cbs if isinstance(cb, ExactBatchMap)]
-    quiet = dist.is_initialized() and dist.get_rank() > 0  # one process reports
-    if quiet: old += [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
-    self._distrib_undo = self.loss_func.update, old, self.logger, self.recorder.smooth_loss
-    self.loss_func.update = 'kohonen'
-    object.__setattr__(self.recorder, 'smooth_loss', LocalSmoothLoss(self.recorder.smooth_loss.beta))  # no shadowing warning
-    self.remove_cbs(old)
-    if quiet: self.logger = noop
-    steps = DistributedBatchMap() if exact else DistributedSteps(self._distrib_undo[0], loss.mass_floor)
-    self.add_cbs([steps, DistributedSom(even_batches=not exact)])
+    self._distrib_update = loss.update
+    steps = DistributedBatchMap() if exact else DistributedSteps(loss.update, loss.mass_floor)
+    loss.update = 'kohonen'
+    _attach(self, steps, even_batches=not exact, remove=[cb for cb in self.cbs if isinstance(cb, ExactBatchMap)])
     return self
 
 @patch
 def detach_distributed(self:SomLearner):
     "Back to training on this process's loaders alone, as before `to_distributed`."
-    if not hasattr(self, '_distrib_undo'): return self
-    for cb in self.cbs.filter(lambda cb: isinstance(cb, DistributedSom)): cb.restore()
-    self.remove_cbs(self.cbs.filter(lambda cb: isinstance(cb, (DistributedSom, DistributedBatchMap, DistributedSteps))))
-    update, old, self.logger, smooth = self._distrib_undo
-    object.__setattr__(self.recorder, 'smooth_loss', smooth)
-    self.loss_func.update = update
-    self.add_cbs(old)
-    del self._distrib_undo
+    if _detach(self): self.loss_func.update = self._distrib_update
     return self
+
+@contextmanager
+def _in_group(backend, timeout, attach, detach):
+    "Join (or start) the process group, `attach` if there are several processes; `detach` and leave at the end."
+    created = init_distributed(backend, timeout)
+    try:
+        if world_size() > 1: attach()
+        yield
+    finally:
+        detach()
+        if created: dist.destroy_process_group()
 
 @patch
 @contextmanager
@@ -236,15 +267,33 @@ def distrib_ctx(self:SomLearner,
                 timeout:float=DEFAULT_TIMEOUT, # seconds a process waits for the others before failing
                ):
     "Train on all the processes `torchrun` or `accelerate launch` started; alone, change nothing."
-    created = init_distributed(backend, timeout)
-    try:
-        if world_size() > 1: self.to_distributed()
-        yield self
-    finally:
-        self.detach_distributed()
-        if created: dist.destroy_process_group()
+    with _in_group(backend, timeout, self.to_distributed, self.detach_distributed): yield self
 
-# %% ../nbs/16_distributed.ipynb #72da4c1a
+# %% ../nbs/16_distributed.ipynb #681a4473
+class DataParallelSteps(Callback):
+    "Each batch's gradients averaged over the processes, weighted by their rows: the step of the union of the batches."
+    order, run_valid = ExactBatchMap.order, False
+    def before_fit(self): self.reduce_seconds = []
+    def before_step(self):
+        params = [p for p in self.learn.model.parameters() if p.grad is not None]
+        rows = float(len(self.learn.xb[0]))
+        buf = torch.cat([*(p.grad.flatten() * rows for p in params), params[0].grad.new_tensor([rows])])
+        start = time.perf_counter()
+        all_sum(buf, f'the gradients of batch {self.iter} of epoch {self.epoch}')
+        self.reduce_seconds.append(time.perf_counter() - start)
+        grads = (buf[:-1] / buf[-1]).split([p.numel() for p in params])
+        for p, g in zip(params, grads): p.grad.copy_(g.view_as(p.grad))
+
+@contextmanager
+def data_parallel_ctx(learn, # a `Learner` on `som_dataloaders` loaders: a deep SOM, a concrete autoencoder, ...
+                      backend:str|None=None, # 'gloo' or 'nccl'; default nccl where there is a GPU
+                      timeout:float=DEFAULT_TIMEOUT, # seconds a process waits for the others before failing
+                     ):
+    "Train `learn` data-parallel on all the processes `torchrun` or `accelerate launch` started; alone, change nothing."
+    with _in_group(backend, timeout, lambda: _attach(learn, DataParallelSteps(), even_batches=True),
+                   lambda: _detach(learn)): yield learn
+
+# %% ../nbs/16_distributed.ipynb #a14e3ade
 def distributed_dataloaders(data, # as `som_dataloaders`: a table, or the path of a .npy, .csv or .parquet file
                             backend:str|None=None, # of the process group, if this call creates it
                             timeout:float=DEFAULT_TIMEOUT, # of the process group, if this call creates it

@@ -31,6 +31,12 @@ def minibatch_learner(data, update:str, shuffle:bool=False, timeout:float=60.):
     dls.train.shuffle = shuffle
     return som_learner(dls, seed=0, update=update, **CASES['rect'])
 
+def deep_learner(data, timeout:float=60.):
+    "A small deep SOM, trained by Adam in batches of 45 rows per process, in order."
+    dls = distributed_dataloaders(torch.from_numpy(np.load(data)), seed=0, bs=45, device='cpu', timeout=timeout)
+    dls.train.shuffle = False
+    return deep_som_learner(dls, map_size=(4, 4), latent_dim=2, hidden=(16,), seed=0)
+
 def _save(learn, reduce_seconds, out, name, rank):
     torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]),
                 'reduce_seconds': torch.tensor(reduce_seconds), 'names': list(learn.dls.feature_names)},
@@ -57,6 +63,7 @@ if __name__ == '__main__':
     p.add_argument('--resume', type=int, default=0, help='load the checkpoint of the epoch before this one and go on')
     p.add_argument('--minibatch', default='', help="mini-batch SGD instead: 'kohonen', 'batchmap' or both")
     p.add_argument('--shuffle', action='store_true', help='shuffle the mini-batches')
+    p.add_argument('--deep', action='store_true', help='a deep SOM, data-parallel, instead')
     args = p.parse_args()
     torch.set_num_threads(1)
     rank = os.environ.get('RANK', '0')
@@ -66,7 +73,14 @@ if __name__ == '__main__':
             learn.fit(args.epochs)
             secs = learn.distributed_steps.reduce_seconds
         _save(learn, secs, args.out, f'minibatch-{update}', rank)
-    if args.minibatch: args.sources = ''
+    if args.deep:
+        learn = deep_learner(args.data, args.timeout)
+        with data_parallel_ctx(learn, timeout=args.timeout):
+            learn.fit(args.epochs)
+            secs = learn.data_parallel_steps.reduce_seconds
+        torch.save({'state': learn.model.state_dict(), 'values': torch.tensor(learn.recorder.values[-1]),
+                    'reduce_seconds': torch.tensor(secs)}, Path(args.out) / f'deep-rank{rank}.pt')
+    if args.minibatch or args.deep: args.sources = ''
     for source in filter(None, args.sources.split(',')):
         for case in args.cases.split(','):
             learn = learner(args.data, source, case, args.timeout, int(rank) if args.seed_by_rank else 0, args.plain)

@@ -3,7 +3,7 @@ import os, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
-from distributed_worker import CASES, learner, minibatch_learner
+from distributed_worker import CASES, learner, minibatch_learner, deep_learner
 
 HERE = Path(__file__).parent
 WORKER = HERE / 'distributed_worker.py'
@@ -120,18 +120,25 @@ def test_conversion_error_reaches_every_process(tmp_path):
     rc, err, _ = _two(tmp_path / 'x.npy', tmp_path, sources='csv')
     assert rc != 0 and 'process 0 could not convert' in err, err[-3000:]  # process 1 does not wait for the file
 
-def test_minibatch_sgd(tmp_path):
-    """Data-parallel mini-batch SGD: each step is the one-process step of the union of the processes' batches.
-    300 rows: 270 training rows, two shares of 135, three batches of 45 each; one process steps on 90 rows."""
-    x = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
-    np.save(tmp_path / 'x.npy', x)
-    _torchrun(tmp_path / 'x.npy', tmp_path, '--minibatch', 'kohonen,batchmap')
+@pytest.fixture
+def even(tmp_path):
+    "300 rows: 270 training rows, two shares of 135, three batches of 45 each."
+    np.save(tmp_path / 'x.npy', np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32))
+    return tmp_path / 'x.npy'
+
+def _on_union(alone):
+    "`alone` (a learner of 45-row batches) on batches of 90 rows, each the union of the two processes' batches."
+    train = alone.dls.train.dataset
+    union = torch.cat([torch.cat([share[i:i + 45] for share in (train[:135], train[135:])]) for i in range(0, 135, 45)])
+    alone.dls.loaders[0] = alone.dls.train.new(union, bs=90, shuffle=False)
+    alone.fit(5)
+    return alone
+
+def test_minibatch_sgd(even, tmp_path):
+    "Data-parallel mini-batch SGD: each step is the one-process step of the union of the processes' batches."
+    _torchrun(even, tmp_path, '--minibatch', 'kohonen,batchmap')
     for update in ('kohonen', 'batchmap'):
-        alone = minibatch_learner(tmp_path / 'x.npy', update)
-        train = alone.dls.train.dataset
-        union = torch.cat([torch.cat([share[i:i + 45] for share in (train[:135], train[135:])]) for i in range(0, 135, 45)])
-        alone.dls.loaders[0] = alone.dls.train.new(union, bs=90, shuffle=False)
-        alone.fit(5)
+        alone = _on_union(minibatch_learner(even, update))
         for rank in range(2):
             _same_as(alone, torch.load(tmp_path / f'minibatch-{update}-rank{rank}.pt'), 15)  # one all-reduce per batch
 
@@ -141,3 +148,13 @@ def test_minibatch_uneven_shares(data, tmp_path):
     got = [torch.load(tmp_path / f'minibatch-batchmap-rank{rank}.pt') for rank in range(2)]
     fct.test_eq(got[0]['codebook'], got[1]['codebook'])
     fct.test_eq(len(got[0]['reduce_seconds']), 15)
+
+def test_deep_som_data_parallel(even, tmp_path):
+    "A deep SOM trained by Adam on two processes: every parameter as with one process on the union of the batches."
+    _torchrun(even, tmp_path, '--deep')
+    alone = _on_union(deep_learner(even))
+    for rank in range(2):
+        got = torch.load(tmp_path / f'deep-rank{rank}.pt')
+        for name, value in alone.model.state_dict().items(): fct.test_close(got['state'][name], value, eps=1e-5)
+        fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-5)  # reconstruction, TE
+        fct.test_eq(len(got['reduce_seconds']), 15)
