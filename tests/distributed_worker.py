@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from fastai.callback.core import Callback
 from fastai.callback.tracker import SaveModelCallback
+from fastai.metrics import mse
 from fastsom.all import *
 
 CASES = {'rect': dict(map_size=(6, 5)),
@@ -37,6 +38,11 @@ def deep_learner(data, timeout:float=60.):
     dls.train.shuffle = False
     return deep_som_learner(dls, map_size=(4, 4), latent_dim=2, hidden=(16,), seed=0)
 
+def concrete(data, timeout:float=60.):
+    "A small concrete autoencoder (random Gumbel noise and dropout in every process), in batches of 45 rows per process."
+    dls = distributed_dataloaders(torch.from_numpy(np.load(data)), seed=0, bs=45, device='cpu', timeout=timeout)
+    return concrete_learner(dls, k=2, hidden=(8,), metrics=[mse], seed=0)  # `MeanMaxProb` does not add up over processes
+
 def _save(learn, reduce_seconds, out, name, rank):
     torch.save({'codebook': learn.codebook(), 'values': torch.tensor(learn.recorder.values[-1]),
                 'reduce_seconds': torch.tensor(reduce_seconds), 'names': list(learn.dls.feature_names)},
@@ -64,6 +70,7 @@ if __name__ == '__main__':
     p.add_argument('--minibatch', default='', help="mini-batch SGD instead: 'kohonen', 'batchmap' or both")
     p.add_argument('--shuffle', action='store_true', help='shuffle the mini-batches')
     p.add_argument('--deep', action='store_true', help='a deep SOM, data-parallel, instead')
+    p.add_argument('--concrete', action='store_true', help='a concrete autoencoder, data-parallel, instead')
     args = p.parse_args()
     torch.set_num_threads(1)
     rank = os.environ.get('RANK', '0')
@@ -73,14 +80,14 @@ if __name__ == '__main__':
             learn.fit(args.epochs)
             secs = learn.distributed_steps.reduce_seconds
         _save(learn, secs, args.out, f'minibatch-{update}', rank)
-    if args.deep:
-        learn = deep_learner(args.data, args.timeout)
+    if args.deep or args.concrete:
+        learn = deep_learner(args.data, args.timeout) if args.deep else concrete(args.data, args.timeout)
         with data_parallel_ctx(learn, timeout=args.timeout):
             learn.fit(args.epochs)
             secs = learn.data_parallel_steps.reduce_seconds
         torch.save({'state': learn.model.state_dict(), 'values': torch.tensor(learn.recorder.values[-1]),
-                    'reduce_seconds': torch.tensor(secs)}, Path(args.out) / f'deep-rank{rank}.pt')
-    if args.minibatch or args.deep: args.sources = ''
+                    'reduce_seconds': torch.tensor(secs)}, Path(args.out) / f"{'deep' if args.deep else 'concrete'}-rank{rank}.pt")
+    if args.minibatch or args.deep or args.concrete: args.sources = ''
     for source in filter(None, args.sources.split(',')):
         for case in args.cases.split(','):
             learn = learner(args.data, source, case, args.timeout, int(rank) if args.seed_by_rank else 0, args.plain)

@@ -158,3 +158,10 @@ def test_deep_som_data_parallel(even, tmp_path):
         for name, value in alone.model.state_dict().items(): fct.test_close(got['state'][name], value, eps=1e-5)
         fct.test_close(got['values'][-2:].tolist(), list(alone.recorder.values[-1][-2:]), eps=1e-5)  # reconstruction, TE
         fct.test_eq(len(got['reduce_seconds']), 15)
+
+def test_concrete_autoencoder_data_parallel(even, tmp_path):
+    "Each process draws its own Gumbel noise and dropout, yet the averaged gradients keep the processes' models equal."
+    _torchrun(even, tmp_path, '--concrete')
+    got = [torch.load(tmp_path / f'concrete-rank{rank}.pt') for rank in range(2)]
+    for name, value in got[0]['state'].items(): fct.test_eq(got[1]['state'][name], value)
+    fct.test_eq(len(got[0]['reduce_seconds']), 15)
