@@ -35,7 +35,7 @@ def load(name):
 class Trace(Callback):
     "Print the temperature, the mean maximum probability and the spread of the logits every 10 epochs."
     order = 100
-    def after_epoch(self):
+    def after_train(self):
         if self.epoch % 10 and self.epoch != self.n_epoch - 1: return
         s = self.learn.selector
         spread = (s.logits.max(1).values - s.logits.mean(1)).mean().item()
