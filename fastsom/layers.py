@@ -153,9 +153,9 @@ def init_sheet(self:Topography,
     axes = _grid_axes(self.grid)[:, :min(2, basis.shape[1])]
     w = spread * axes @ basis[:, :axes.shape[1]].t()
     if offset: w = w + spread * basis[:, 2]
-    elif self.normalize:   # on a circle: distinct angles in unit order
+    elif self.normalize and self.latent_dim == 2:   # a circle: distinct angles in unit order
         angle = torch.linspace(-math.pi / 2, math.pi / 2, self.n_units, dtype=torch.float64)[:, None]
-        w = spread * torch.cat([angle.cos(), angle.sin()], 1) @ basis.t() if self.latent_dim == 2 else w
+        w = spread * torch.cat([angle.cos(), angle.sin()], 1) @ basis.t()
     self.weight.copy_(w.to(self.weight))
     return self
 
