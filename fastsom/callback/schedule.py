@@ -77,14 +77,16 @@ class SchedAnneal:
                 f"pct_end={self.pct_end:g}, pct_stop={self.pct_stop})")
 
 # %% ../../nbs/07_callback.schedule.ipynb #c1bac6f3
-@classmethod
-def _from_epochs(cls,
-                 n_epoch:int, # epochs of the fit
-                 start:float, # value during the warm-up
-                 end:float, # value at the end of the annealing
-                 stop_anneal:int=0, # epochs of annealing after which the value is frozen; 0: anneal to the end
-                 warmup_epochs:int=0, # epochs at `start` first
-                 mode:str='exp', # 'exp' or 'linear'
+from fastcore.basics import patch
+
+@patch(cls_method=True)
+def from_epochs(cls:SchedAnneal,
+                n_epoch:int, # epochs of the fit
+                start:float, # value during the warm-up
+                end:float, # value at the end of the annealing
+                stop_anneal:int=0, # epochs of annealing after which the value is frozen; 0: anneal to the end
+                warmup_epochs:int=0, # epochs at `start` first
+                mode:str='exp', # 'exp' or 'linear'
                 ) -> SchedAnneal:
     "The schedule of `pct` whose per-epoch values follow a description in epochs."
     if not (isinstance(n_epoch, int) and n_epoch > warmup_epochs + 1 >= 1):
@@ -93,5 +95,3 @@ def _from_epochs(cls,
     pct_end = (n_epoch - 1) / n_epoch if mode == 'exp' else 1.
     pct_stop = (warmup_epochs + stop_anneal) / n_epoch if stop_anneal > 0 else None
     return cls(start, end, mode, warmup_epochs / n_epoch, pct_end, pct_stop)
-
-SchedAnneal.from_epochs = _from_epochs
