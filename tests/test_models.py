@@ -170,3 +170,14 @@ def test_normalised_latent_space_decodes_units_at_the_codes_length(digits):
         expected = learn.model.decoder(F.normalize(learn.topography.weight, dim=1) * length)
     fct.test_close(learn.prototypes(), expected, eps=1e-5)
     fct.test_close(learn.topography.distances(5 * learn.encode(X[:20])), learn.topography.distances(learn.encode(X[:20])), eps=1e-4)
+
+def test_forum_layer_in_a_deep_som():
+    "The forum's layer drops into a DeepSom once it returns fastsom's output; with the forum's two tables it is refused clearly."
+    fct.test_fail(lambda: DeepSom(10, latent_dim=4, topography=Topography.forum(4, 2, 3)), contains="outputs='fastsom'")
+    model = DeepSom(10, latent_dim=4, hidden=(8,), topography=Topography.forum(4, 2, 3, outputs='fastsom', sigma=1.))
+    x = torch.randn(6, 10)
+    recon, z = model(x)
+    g = torch.cdist(model.topography.locations, model.topography.locations) ** 2
+    d = torch.cdist(F.normalize(z, dim=1), F.normalize(model.topography.lin_wts, dim=1)) ** 2
+    forum = (torch.exp(-g[d.argmin(1)] / (2 + 1e-5)) * d).sum(1).mean()
+    fct.test_close(DeepSomLoss(model.topography, gamma=0.5)((recon, z), x), F.mse_loss(recon, x) + 0.5 * forum, eps=1e-5)
