@@ -215,7 +215,8 @@ def _attach(learn, steps:Callback, even_batches:bool, remove=()):
     quiet = dist.is_initialized() and dist.get_rank() > 0  # one process reports
     if quiet: remove += [cb for cb in learn.cbs if isinstance(cb, ProgressCallback)]
     learn._distrib_undo = remove, learn.logger, learn.recorder.smooth_loss
-    object.__setattr__(learn.recorder, 'smooth_loss', LocalSmoothLoss(learn.recorder.smooth_loss.beta))  # no shadowing warning
+    if isinstance(learn.recorder.smooth_loss, AvgSmoothLoss):  # a SOM's `EpochLoss` detaches through the loader: local already
+        object.__setattr__(learn.recorder, 'smooth_loss', LocalSmoothLoss(learn.recorder.smooth_loss.beta))  # no shadowing warning
     learn.remove_cbs(remove)
     if quiet: learn.logger = noop
     learn.add_cbs([steps, DistributedSom(even_batches)])
