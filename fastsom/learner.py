@@ -18,6 +18,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import SchedExp
 from .som import Som
 from .loss import SomLoss
+from .missing import unit_presence
 from .metrics import quantization_error, topographic_error
 from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler
@@ -77,12 +78,12 @@ class ExactBatchMap(Callback):
     def after_loss(self):
         som, bmu = self.learn.model, self.learn.pred
         self.learn.loss_grad = self.learn.loss_grad * len(bmu)
-        counts = torch.bincount(bmu, minlength=som.n_units).to(som.weight.dtype)
+        counts = unit_presence(bmu, self.learn.xb[0], som.n_units).to(som.weight.dtype)  # [M, 1], or [M, D] with missing cells
         self.mass = self.mass + som.neighborhood_table().t() @ counts
     def before_step(self):
         if self.iter < self.n_iter - 1: raise CancelBatchException()
         scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
-        self.learn.model.weight.grad.mul_(scale[:, None])
+        self.learn.model.weight.grad.mul_(scale)
 
 # %% ../nbs/08_learner.ipynb #612d3cf9
 @delegates(Learner.__init__)

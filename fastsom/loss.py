@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from fastcore.basics import patch, store_attr
 from .som import Som
+from .missing import has_missing, masked_energy
 
 # %% auto #0
 __all__ = ['UPDATES', 'som_energy', 'SomLoss']
@@ -20,6 +21,7 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
                mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * mean mass)
               ) -> torch.Tensor:
     "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums."
+    if has_missing(x): return masked_energy(x, weight, bmu, kernel, per_unit, mass_floor)  # per unit and feature: `fastsom.missing`
     counts = torch.bincount(bmu, minlength=weight.shape[0])
     if len(x) <= len(counts) // 2:  # a small batch: sums over its hit units alone, O(N M D) instead of O(M^2 D)
         hit = counts.nonzero()[:, 0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from fastai.learner import Metric
 from .som import Som
+from .missing import present_distance
 
 # %% auto #0
 __all__ = ['quantization_error', 'topographic_error', 'SumMetric', 'QuantizationError', 'TopographicError']
@@ -25,7 +26,7 @@ class QuantizationError(SumMetric):
     "Mean distance from each sample to its best-matching unit."
     name = 'quantization_error'
     @torch.no_grad()
-    def batch_sum(self, som:Som, x, bmu): return (x - som.weight[bmu]).norm(dim=1).sum().item()
+    def batch_sum(self, som:Som, x, bmu): return present_distance(x, som.weight[bmu]).sum().item()  # over present cells where some are missing
 
 class TopographicError(SumMetric):
     "Share of samples whose two best-matching units are not grid neighbours."
