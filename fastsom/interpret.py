@@ -163,6 +163,7 @@ def codebook_df(self:SomInterpretation) -> pd.DataFrame:
     "The codebook in the data's original units: one row per unit, indexed by (row, col), one column per feature."
     pos = self.grid.positions().numpy()
     index = pd.MultiIndex.from_arrays([pos[:, 0], pos[:, 1]], names=['row', 'col'])
+    if hasattr(self.learn.dls, 'decode_df'): return self.learn.dls.decode_df(self.learn.som.weight.detach().cpu(), index)  # a table: its columns, categories decoded
     return pd.DataFrame(self.learn.codebook().double().numpy(), index=index, columns=self.feature_names)
 
 @patch
