@@ -83,6 +83,7 @@ def from_df(cls:TableEncoder,
             cont_names:list|None=None, # continuous columns; default: inferred. Given both, only these columns are used
             weights:dict|None=None, # column -> weight of its share of the squared distance (default 1)
             max_card:int=20, # integer columns with at most this many values are categorical (as in fastai)
+            normalize:bool=True, # standardise continuous columns; False keeps their values as they are
            ) -> TableEncoder:
     "Learn the columns' kinds, statistics and vocabularies from the table `df`."
     _check_table(df)
@@ -102,8 +103,8 @@ def from_df(cls:TableEncoder,
         if df[c].isna().all(): raise ValueError(f"column {c!r} has no value at all: drop it")
     vocabs = {c: _vocab(df[c], c) for c in columns if c in set(cat_names)}
     values = {c: _float_values(df[c], c) for c in columns if c not in vocabs}
-    means = {c: float(np.nanmean(v)) for c, v in values.items()}
-    stds = {c: float(np.nanstd(v)) for c, v in values.items()}
+    means = {c: float(np.nanmean(v)) if normalize else 0. for c, v in values.items()}
+    stds = {c: float(np.nanstd(v)) if normalize else 1. for c, v in values.items()}
     stds = {c: s if s > 1e-12 else 1. for c, s in stds.items()}
     weights = {c: float((weights or {}).get(c, 1.)) for c in columns}
     bad = [c for c, w in weights.items() if not w > 0]
@@ -212,12 +213,13 @@ def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
                       cont_names:list|None=None, # continuous columns (default: inferred)
                       weights:dict|None=None, # column -> weight of its share of the squared distance (default 1)
                       max_card:int=20, # integer columns with at most this many values are categorical
+                      normalize:bool=True, # standardise continuous columns with the training split's statistics
                      ) -> TableDataLoaders:
     "`DataLoaders` of the encoded rows of a table, missing cells kept missing."
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(np.asarray(data), columns=[f'x{i}' for i in range(np.asarray(data).shape[1])])
     train_idx, valid_idx = _split(len(data), valid_pct, seed)
-    enc = TableEncoder.from_df(data.iloc[train_idx.numpy()], cat_names, cont_names, weights, max_card)
+    enc = TableEncoder.from_df(data.iloc[train_idx.numpy()], cat_names, cont_names, weights, max_card, normalize)
     x = enc.transform(data)
     train, valid = x[train_idx], x[valid_idx]
     if bs is None: bs = len(train)
