@@ -221,7 +221,7 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
                    ) -> SomDataLoaders:
     "Unsupervised `DataLoaders` of the rows of `data`."
     from fastsom.tabular import is_table, table_dataloaders  # `tabular` builds on this module, so it is imported here
-    if table_kwargs or is_table(data): return table_dataloaders(data, valid_pct, bs, seed, device, normalize=normalize, **table_kwargs)
+    if table_kwargs or is_table(data): return table_dataloaders(data, valid_pct, bs, seed, device, normalize=normalize, folder=folder, **table_kwargs)
     if isinstance(data, (str, Path)): return _file_dataloaders(data, valid_pct, bs, normalize, device, folder)
     names = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else None
     x = as_data(data)

@@ -4,17 +4,18 @@
 
 # %% ../nbs/06a_tabular.ipynb #e93d1db1
 from __future__ import annotations
-import warnings
+import os, warnings
+from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 from fastai.tabular.core import cont_cat_split, CategoryMap
 from fastai.torch_core import default_device
-from .data import SomDataLoader, SomDataLoaders, _split
+from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_columns
 from .learner import SomLearner
 from .missing import has_missing, check_rows_present
 
 # %% auto #0
-__all__ = ['TableEncoder', 'TableDataLoaders', 'is_table', 'table_dataloaders']
+__all__ = ['TableEncoder', 'TableDataLoaders', 'is_table', 'table_dataloaders', 'table_to_rows']
 
 # %% ../nbs/06a_tabular.ipynb #fb126fc1
 def _unsupported(col:pd.Series) -> str|None:
@@ -76,19 +77,10 @@ def _check_table(df):
     if not isinstance(df, pd.DataFrame): raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0: raise ValueError("the table has no rows")
 
-@patch(cls_method=True)
-def from_df(cls:TableEncoder,
-            df:pd.DataFrame, # the (training) table
-            cat_names:list|None=None, # categorical columns; default: inferred by fastai's `cont_cat_split`
-            cont_names:list|None=None, # continuous columns; default: inferred. Given both, only these columns are used
-            weights:dict|None=None, # column -> weight of its share of the squared distance (default 1)
-            max_card:int=20, # integer columns with at most this many values are categorical (as in fastai)
-            normalize:bool=True, # standardise continuous columns; False keeps their values as they are
-           ) -> TableEncoder:
-    "Learn the columns' kinds, statistics and vocabularies from the table `df`."
-    _check_table(df)
+def _columns_of(df:pd.DataFrame, cat_names, cont_names, max_card:int) -> tuple[list, set]:
+    "The columns of `df` to train on, in the table's order, and the categorical ones among them."
     named = list(cat_names or []) + list(cont_names or [])
-    unknown = [c for c in [*named, *(weights or {})] if c not in df.columns]
+    unknown = [c for c in named if c not in df.columns]
     if unknown: raise KeyError(f"no column {', '.join(map(repr, unknown))} in the table; its columns are {list(df.columns)}")
     if cat_names is None or cont_names is None:
         rest = [c for c in df.columns if c not in named]
@@ -100,16 +92,59 @@ def from_df(cls:TableEncoder,
     if not columns: raise ValueError("the table has no column to train on")
     for c in columns:
         if (why := _unsupported(df[c])): raise TypeError(f"column {c!r} {why}")
-        if df[c].isna().all(): raise ValueError(f"column {c!r} has no value at all: drop it")
-    vocabs = {c: _vocab(df[c], c) for c in columns if c in set(cat_names)}
-    values = {c: _float_values(df[c], c) for c in columns if c not in vocabs}
-    means = {c: float(np.nanmean(v)) if normalize else 0. for c, v in values.items()}
-    stds = {c: float(np.nanstd(v)) if normalize else 1. for c, v in values.items()}
-    stds = {c: s if s > 1e-12 else 1. for c, s in stds.items()}
+    return columns, set(cat_names)
+
+@patch(cls_method=True)
+def from_chunks(cls:TableEncoder,
+                chunks, # the table as an iterable of DataFrames, chunks of its rows
+                cat_names:list|None=None, # categorical columns; default: inferred by fastai's `cont_cat_split` (on the first chunk)
+                cont_names:list|None=None, # continuous columns; default: inferred. Given both, only these columns are used
+                weights:dict|None=None, # column -> weight of its share of the squared distance (default 1)
+                max_card:int=20, # integer columns with at most this many values are categorical (as in fastai)
+                normalize:bool=True, # standardise continuous columns; False keeps their values as they are
+               ) -> TableEncoder:
+    "Learn the columns' kinds (from the first chunk), statistics and vocabularies (from every chunk), in one pass."
+    columns, n_rows = None, 0
+    for df in chunks:
+        _check_table(df)
+        if columns is None:
+            columns, cats = _columns_of(df, cat_names, cont_names, max_card)
+            dtypes, present = {c: df[c].dtype for c in columns}, dict.fromkeys(columns, 0)
+            found = {c: df[c].iloc[:0] for c in cats}  # the categories seen so far
+            sums = {c: np.zeros(3) for c in columns if c not in cats}  # present values, their sum and sum of squares
+            shift = {}  # each column's first present value, subtracted before summing squares
+        for c in columns:
+            present[c] += int(df[c].notna().sum())
+            if c in cats:
+                if not isinstance(dtypes[c], pd.CategoricalDtype): found[c] = pd.Series(pd.unique(pd.concat([found[c], df[c].dropna()])))
+                continue
+            v = _float_values(df[c], c)
+            v = v[~np.isnan(v)]
+            if len(v): v = v - shift.setdefault(c, v[0]); sums[c] += [len(v), v.sum(), (v * v).sum()]
+        n_rows += len(df)
+    if columns is None: raise ValueError("the table has no rows")
+    empty = [c for c in columns if present[c] == 0]
+    if empty: raise ValueError(f"column {empty[0]!r} has no value at all: drop it")
+    vocabs = {c: _vocab(pd.Series(pd.Categorical([], dtype=dtypes[c]) if isinstance(dtypes[c], pd.CategoricalDtype)
+                                  else found[c]), c) for c in columns if c in cats}
+    means = {c: shift[c] + n_s[1] / n_s[0] for c, n_s in sums.items()}
+    stds = {c: np.sqrt(max(n_s[2] / n_s[0] - (n_s[1] / n_s[0]) ** 2, 0.)) for c, n_s in sums.items()}
+    if not normalize: means, stds = dict.fromkeys(means, 0.), dict.fromkeys(stds, 1.)
+    stds = {c: float(s) if s > 1e-12 else 1. for c, s in stds.items()}
+    unknown = [c for c in (weights or {}) if c not in columns]
+    if unknown: raise KeyError(f"weights name {', '.join(map(repr, unknown))}, not among the columns trained on: {columns}")
     weights = {c: float((weights or {}).get(c, 1.)) for c in columns}
     bad = [c for c, w in weights.items() if not w > 0]
     if bad: raise ValueError(f"weights must be positive; column {bad[0]!r} has {weights[bad[0]]}")
-    return cls(columns, [c for c in columns if c in vocabs], vocabs, means, stds, weights, {c: df[c].dtype for c in columns})
+    enc = cls(columns, [c for c in columns if c in cats], vocabs, {c: float(m) for c, m in means.items()}, stds, weights, dtypes)
+    enc.n_rows = n_rows
+    return enc
+
+@patch(cls_method=True)
+def from_df(cls:TableEncoder, df:pd.DataFrame, cat_names:list|None=None, cont_names:list|None=None,
+            weights:dict|None=None, max_card:int=20, normalize:bool=True) -> TableEncoder:
+    "Learn the columns' kinds, statistics and vocabularies from the table `df` (see `from_chunks`)."
+    return cls.from_chunks([df], cat_names, cont_names, weights, max_card, normalize)
 
 # %% ../nbs/06a_tabular.ipynb #61591277
 @patch
@@ -166,7 +201,7 @@ def decode_df(self:TableEncoder, t:torch.Tensor, index=None) -> pd.DataFrame:
         cols[c] = pd.Categorical(cats, dtype=dtype) if isinstance(dtype, pd.CategoricalDtype) else cats
     return pd.DataFrame(cols, index=index)
 
-# %% ../nbs/06a_tabular.ipynb #cca9fdd1
+# %% ../nbs/06a_tabular.ipynb #4e6d11e6
 class TableDataLoaders(SomDataLoaders):
     "`SomDataLoaders` of a table's encoded rows (missing cells NaN), with the `TableEncoder` that reads new tables."
     def __init__(self, *loaders, encoder:TableEncoder, path='.', device=None):
@@ -195,9 +230,12 @@ class TableDataLoaders(SomDataLoaders):
         "The same loaders without their data, for `Learner.export`."
         return type(self)(*[dl.new(dl.dataset[:0]) for dl in self.loaders], encoder=self.encoder, path=self.path, device=self.device)
 
-# %% ../nbs/06a_tabular.ipynb #e24d8623
+# %% ../nbs/06a_tabular.ipynb #b13dbadb
 def is_table(data) -> bool:
-    "Whether `data` needs the table path: a DataFrame with a non-numeric column or a missing cell, or an array with NaN."
+    "Whether `data` needs the table path: a DataFrame (or the first chunk of a CSV or Parquet file) with a non-numeric column or a missing cell, or an array with NaN."
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        return path.suffix in ('.csv', '.parquet') and path.exists() and is_table(next(_table_chunks(path, 1000), None))
     if isinstance(data, pd.DataFrame):
         kinds = [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in data.dtypes]
         return not all(kinds) or bool(data.isna().to_numpy().any())
@@ -214,12 +252,15 @@ def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
                       weights:dict|None=None, # column -> weight of its share of the squared distance (default 1)
                       max_card:int=20, # integer columns with at most this many values are categorical
                       normalize:bool=True, # standardise continuous columns with the training split's statistics
+                      folder=None, # where a CSV or Parquet table is encoded to .npy (default: the temp dir)
                      ) -> TableDataLoaders:
-    "`DataLoaders` of the encoded rows of a table, missing cells kept missing."
+    "`DataLoaders` of the encoded rows of a table (a DataFrame, or a CSV or Parquet file read in chunks), missing cells kept missing."
+    kinds = dict(cat_names=cat_names, cont_names=cont_names, weights=weights, max_card=max_card, normalize=normalize)
+    if isinstance(data, (str, Path)): return _table_file_dataloaders(data, valid_pct, bs, device, folder, **kinds)
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(np.asarray(data), columns=[f'x{i}' for i in range(np.asarray(data).shape[1])])
     train_idx, valid_idx = _split(len(data), valid_pct, seed)
-    enc = TableEncoder.from_df(data.iloc[train_idx.numpy()], cat_names, cont_names, weights, max_card, normalize)
+    enc = TableEncoder.from_df(data.iloc[train_idx.numpy()], **kinds)
     x = enc.transform(data)
     train, valid = x[train_idx], x[valid_idx]
     if bs is None: bs = len(train)
@@ -229,7 +270,52 @@ def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
     loaders = [SomDataLoader(train, None, bs=bs, shuffle=bs < len(train)), SomDataLoader(valid, None, bs=bs, shuffle=False)]
     return TableDataLoaders(*loaders, encoder=enc, device=device)
 
-# %% ../nbs/06a_tabular.ipynb #30ef21b1
+# %% ../nbs/06a_tabular.ipynb #41b7b10a
+def _table_chunks(path:Path, chunk_rows:int):
+    "Chunks of rows of a CSV or Parquet file, as DataFrames indexed by their row numbers in the file."
+    if path.suffix == '.csv': chunks = pd.read_csv(path, chunksize=chunk_rows)
+    elif path.suffix == '.parquet': chunks = (pd.DataFrame(dict(columns)) for columns in _parquet_columns(path, chunk_rows))
+    else: raise ValueError(f"a table file must be .csv or .parquet, got {path.suffix!r}")
+    start = 0
+    for df in chunks:
+        df.index = pd.RangeIndex(start, start + len(df))
+        start += len(df)
+        yield df
+
+def table_to_rows(path, # a .csv or .parquet table
+                  folder=None, # where to write the .npy (default: the temp dir)
+                  chunk_rows:int=65536, # rows read at a time
+                  **encoder_kwargs, # `TableEncoder.from_chunks` arguments: cat_names, cont_names, weights, max_card, normalize
+                 ) -> tuple[Path, TableEncoder]:
+    "Encode a table file, chunk by chunk, to a float32 `.npy` of its rows (missing cells NaN); return it and the encoder."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"no such file: {path}")
+    enc = TableEncoder.from_chunks(_table_chunks(path, chunk_rows), **encoder_kwargs)
+    dest = _cache_path(path, folder)
+    dest = dest.with_name(f'{dest.stem}-table.npy')
+    tmp = dest.with_name(dest.name + '.partial')
+    try:
+        with open(tmp, 'wb') as f:
+            np.lib.format.write_array_header_2_0(f, dict(descr='<f4', fortran_order=False, shape=(enc.n_rows, enc.n_features)))
+            for df in _table_chunks(path, chunk_rows): f.write(enc.transform(df).numpy().data)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists(): tmp.unlink()  # a failed conversion leaves nothing behind
+    return dest, enc
+
+def _table_file_dataloaders(path, valid_pct, bs, device, folder, **encoder_kwargs) -> TableDataLoaders:
+    "Loaders that read an encoded table file in blocks of `bs` rows; the last `valid_pct` of the rows validate."
+    if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct must be in [0, 1), got {valid_pct}")
+    dest, enc = table_to_rows(path, folder, **encoder_kwargs)
+    rows = RowFile(dest)
+    n_valid = round(len(rows) * valid_pct)
+    train, valid = rows.split(len(rows) - n_valid) if n_valid else (rows, rows)
+    bs = bs or 8192
+    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    loaders = [SomDataLoader(train, None, bs=bs, shuffle=False), SomDataLoader(valid, None, bs=bs, shuffle=False)]
+    return TableDataLoaders(*loaders, encoder=enc, device=default_device() if device is None else device)
+
+# %% ../nbs/06a_tabular.ipynb #6ac5160b
 def _fill(col:pd.Series, gaps:np.ndarray, values) -> pd.Series:
     "`col` with the cells at `gaps` set to `values`, in the column's dtype."
     values = np.asarray(values, dtype=object)[gaps]

@@ -100,3 +100,20 @@ def test_imputation_beats_column_means(seed):
     som_rmse = np.sqrt(np.mean((learn.impute(df).to_numpy()[gone] - x[gone]) ** 2))
     mean_rmse = np.sqrt(np.mean((np.nanmean(df.to_numpy(), 0)[None].repeat(len(x), 0)[gone] - x[gone]) ** 2))
     assert som_rmse < 0.85 * mean_rmse
+
+@pytest.mark.parametrize('suffix', ['.csv', '.parquet'])
+def test_table_files_stream_like_memory(tmp_path, suffix):
+    "A CSV or Parquet table with strings and blanks, read in blocks with `ExactBatchMap`, trains like the table in memory."
+    df, _ = mixed_table(600)
+    df = df[['size', 'weight', 'colour']].dropna(how='all').reset_index(drop=True)
+    path = tmp_path / f'table{suffix}'
+    df.to_csv(path, index=False) if suffix == '.csv' else df.to_parquet(path)
+    learners = []
+    for data, bs in ((df, None), (path, 128)):
+        dls = som_dataloaders(data, valid_pct=0, bs=bs, device='cpu', folder=tmp_path)
+        learn = som_learner(dls, map_size=(4, 4), seed=0, mass_floor=0., metrics=[])
+        with learn.no_bar(), learn.no_logging(): learn.fit(3)
+        learners.append(learn)
+    assert len(learners[1].dls.train) == 5 and any(type(cb).__name__ == 'ExactBatchMap' for cb in learners[1].cbs)
+    fct.test_close(learners[0].som.weight, learners[1].som.weight, eps=1e-4)
+    fct.test_eq(learners[1].impute(df).isna().sum().sum(), 0)
