@@ -13,6 +13,8 @@ from fastai.torch_core import default_device
 from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_columns
 from .learner import SomLearner
 from .missing import has_missing, check_rows_present
+from .interpret import SomInterpretation, _class_colors, _legend, _map_axes, draw_units
+import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['TableEncoder', 'TableDataLoaders', 'is_table', 'table_dataloaders', 'table_to_rows']
@@ -340,3 +342,26 @@ def impute(self:SomLearner,
         gaps = df[c].isna().to_numpy()
         if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object))
     return out
+
+# %% ../nbs/06a_tabular.ipynb #55156a93
+@patch
+def category_map(self:SomInterpretation, column) -> tuple[np.ndarray, np.ndarray, list]:
+    "Each unit's most likely category of the categorical `column` (index into the categories) and its share, `[height, width]` each, and the categories."
+    enc = getattr(self.learn.dls, 'encoder', None)
+    if enc is None or column not in enc.vocabs:
+        raise KeyError(f"{column!r} is not a categorical column of the table; those are: {list(enc.vocabs) if enc else []}")
+    a, b = enc.blocks[column]
+    shares = self.learn.codebook()[:, a:b].double().numpy()
+    return shares.argmax(1).reshape(self.shape), shares.max(1).reshape(self.shape), enc.vocabs[column]
+
+@patch
+def plot_category(self:SomInterpretation, column, ax=None, figsize=None, title:str|None=None) -> plt.Figure:
+    "Each unit's most likely category of `column`, faded towards white as its share drops, with a legend."
+    best, share, vocab = self.category_map(column)
+    base = _class_colors(len(vocab))
+    colors = 1 - share.reshape(-1, 1) * (1 - base[best.reshape(-1)])
+    ax = _map_axes(self.grid, ax, figsize, extra_width=1.2)
+    draw_units(ax, self.grid, colors=colors, edgecolor='0.85' if self.grid.n_units <= 1600 else None)
+    _legend(ax, vocab, base, title=str(column))
+    ax.set_title(title or f'{column}: most likely category (paler = smaller share)')
+    return ax.figure
