@@ -13,6 +13,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 from matplotlib.colors import ListedColormap
 from matplotlib.transforms import AffineDeltaTransform
+from .missing import mean_filled
 from fastcore.basics import patch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
@@ -175,7 +176,7 @@ def component_plane(self:SomInterpretation, feature) -> np.ndarray:
 @patch
 def principal_axes(self:SomInterpretation, k:int=3) -> torch.Tensor:
     "The first `k` principal axes of the standardised samples, `[n_features, k]`, each with a fixed sign."
-    x = self.x.double()
+    x = mean_filled(self.x.double())  # missing cells: their column means
     vals, vecs = torch.linalg.eigh(torch.cov(x.t(), correction=0).reshape(x.shape[1], x.shape[1]))
     vecs = vecs[:, vals.argsort(descending=True)[:k]]
     return vecs * vecs.gather(0, vecs.abs().argmax(0, keepdim=True)).sign()
@@ -201,7 +202,7 @@ def rgb(self:SomInterpretation,
     elif n == 3: v = _stretch(self.learn.codebook().double(), True)
     else:
         w = self.learn.codebook(decoded=False).double()
-        v = _stretch((w - self.x.double().mean(0)) @ self.principal_axes(3))
+        v = _stretch((w - self.x.double().nanmean(0)) @ self.principal_axes(3))
     return v.numpy().reshape(*self.shape, 3)
 
 # %% ../nbs/09_interpret.ipynb #dd8de812

@@ -11,7 +11,7 @@ from .distance import is_euclidean
 
 # %% auto #0
 __all__ = ['has_missing', 'split_missing', 'check_rows_present', 'masked_sqdist', 'present_distance', 'masked_search',
-           'masked_bmus', 'masked_energy', 'unit_presence', 'fill_for_init']
+           'masked_bmus', 'masked_energy', 'unit_presence', 'mean_filled']
 
 # %% ../nbs/03a_missing.ipynb #4f0fb8b9
 def has_missing(x:torch.Tensor) -> bool:
@@ -109,8 +109,8 @@ def unit_presence(bmu:torch.Tensor, # best-matching unit of each sample, [N]
     return x.new_zeros(n_units, x.shape[1]).index_add_(0, bmu, (~torch.isnan(x)).to(x.dtype))
 
 # %% ../nbs/03a_missing.ipynb #0690424a
-def fill_for_init(x:torch.Tensor) -> torch.Tensor:
-    "`x` with each missing cell set to its column's mean over present values (for a starting codebook only)."
+def mean_filled(x:torch.Tensor) -> torch.Tensor:
+    "`x` with each missing cell set to its column's mean over present values (for a starting codebook and pictures only)."
     x0, m = split_missing(x)
     n = m.sum(0)
     if (n == 0).any():

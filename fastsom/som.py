@@ -204,8 +204,8 @@ def init_weights(self:Som,
                  seed:int|None=None, # seed for the random choices
                 ):
     "Initialise the codebook from data `x`."
-    from fastsom.missing import has_missing, fill_for_init
-    if isinstance(x, torch.Tensor) and has_missing(x): x = fill_for_init(x)  # missing cells: the column means, for the start only
+    from fastsom.missing import has_missing, mean_filled
+    if isinstance(x, torch.Tensor) and has_missing(x): x = mean_filled(x)  # missing cells: the column means, for the start only
     x = as_data(x, n_features=self.n_features)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None  # None: torch's own generator
     if method == 'pca' and len(x) > 1: w = pca_init(x, self.grid)

@@ -57,6 +57,7 @@ def test_bmus_export_and_interpretation(tmp_path):
     assert interp.hits().sum() == len(df)
     fig = interp.plot_component_planes()
     assert len([ax for ax in fig.axes if ax.get_title()]) == len(learn.dls.feature_names)
+    fig.clf(); import matplotlib.pyplot as plt; plt.close(fig)  # leave no figure open for the tests after this one
 
 def test_kinds_named_and_weights():
     df, _ = mixed_table()
@@ -117,3 +118,14 @@ def test_table_files_stream_like_memory(tmp_path, suffix):
     assert len(learners[1].dls.train) == 5 and any(type(cb).__name__ == 'ExactBatchMap' for cb in learners[1].cbs)
     fct.test_close(learners[0].som.weight, learners[1].som.weight, eps=1e-4)
     fct.test_eq(learners[1].impute(df).isna().sum().sum(), 0)
+
+def test_cli_trains_on_strings_and_blanks(tmp_path):
+    import subprocess, sys
+    from pathlib import Path
+    df, _ = mixed_table(200)
+    df[['size', 'weight', 'colour', 'grade']].dropna(how='all').to_csv(tmp_path / 'mixed.csv', index=False)
+    r = subprocess.run([str(Path(sys.executable).parent / 'fastsom'), 'train', 'mixed.csv', '--map', '4x4', '--epochs', '2',
+                        '--out', 'run'], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    learn = load_learner(tmp_path / 'run/model.pkl')
+    assert learn.dls.encoder.cat_names == ['colour', 'grade'] and not learn.impute(df).isna()[['size', 'colour']].any().any()
