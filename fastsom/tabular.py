@@ -241,7 +241,7 @@ def is_table(data) -> bool:
     if isinstance(data, pd.DataFrame):
         kinds = [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in data.dtypes]
         return not all(kinds) or bool(data.isna().to_numpy().any())
-    if isinstance(data, np.ndarray): return data.dtype.kind == 'f' and bool(np.isnan(data).any())
+    if isinstance(data, np.ndarray): return data.dtype.kind == 'f' and bool(np.isnan(data.sum())) and bool(np.isnan(data).any())  # the sum first: no temporary
     return isinstance(data, torch.Tensor) and has_missing(data)
 
 def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
