@@ -89,8 +89,7 @@ def masked_energy(x:torch.Tensor, # samples, missing cells as NaN, [N, D]
     "SOM energy of `x` over its present cells, its BMUs held fixed, from per-unit, per-feature sums."
     x0, m = split_missing(x)
     d = x.shape[1]
-    sums = x.new_zeros(weight.shape[0], 3 * d)  # per unit: sums of x0, of m and of x0^2, side by side
-    for i, v in enumerate((x0, m, x0.square())): sums[:, i * d:(i + 1) * d].index_add_(0, bmu, v)
+    sums = torch.cat([x.new_zeros(weight.shape[0], d).index_add_(0, bmu, v) for v in (x0, m, x0 * x0)], 1)  # per unit
     ks, mass, ksq = (kernel.t().to(x.dtype) @ sums).split(d, 1)  # one product with the kernel for all three
     mass = mass.detach()
     cell = ksq - 2 * ks * weight + mass * weight * weight  # sum_i h_ij m_ik (x_ik - w_jk)^2, [M, D]
