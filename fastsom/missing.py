@@ -53,6 +53,8 @@ def present_distance(x:torch.Tensor, # samples, missing cells as NaN, [N, D]
 # %% ../nbs/03a_missing.ipynb #d41b6b0c
 def masked_search(som:Som, k:int=1):
     "A function from a block of rows with missing cells to its `k` best units (over each row's present features)."
+    if type(som).unit_scores is not Som.unit_scores:  # a subclass (such as `Topography`) that scores its own way
+        raise ValueError(f"{type(som).__name__} cannot compare rows with missing cells: fill them first")
     if not is_euclidean(som.distance):
         raise ValueError(f"the distance {getattr(som.distance, '__name__', som.distance)!r} cannot compare rows with missing cells: "
                          "train with distance='sqeuclidean' or 'euclidean', or fill the missing cells first")
