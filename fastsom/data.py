@@ -248,8 +248,11 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
                     seed:int|None=None, # seed of the split and of the mini-batches' shuffling (default: random)
                     device=None, # where batches go; default the GPU if there is one
                     folder=None, # where CSV and Parquet files are converted to .npy (default: the temp dir)
+                    **table_kwargs, # for a table: cat_names, cont_names, weights, max_card (see `fastsom.tabular.table_dataloaders`)
                    ) -> SomDataLoaders:
     "Unsupervised `DataLoaders` of the rows of `data`."
+    from fastsom.tabular import is_table, table_dataloaders  # `tabular` builds on this module, so it is imported here
+    if table_kwargs or is_table(data): return table_dataloaders(data, valid_pct, bs, seed, device, normalize=normalize, folder=folder, **table_kwargs)
     if isinstance(data, (str, Path)): return _file_dataloaders(data, valid_pct, bs, normalize, device, folder)
     names = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else None
     x = as_data(data)

@@ -18,6 +18,7 @@ from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
 from .som import Som
 from .loss import SomLoss
+from .missing import unit_presence
 from .metrics import som_metrics
 from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler, FromCurrent
@@ -134,13 +135,13 @@ class ExactBatchMap(Callback):
         "Make the batch's gradient a sum (not a mean) over its samples, and add its unit masses."
         som, bmu = self.learn.model, self.learn.pred
         self.learn.loss_grad = self.learn.loss_grad * len(bmu)
-        counts = torch.bincount(bmu, minlength=som.n_units).to(som.weight.dtype)
+        counts = unit_presence(bmu, self.learn.xb[0], som.n_units).to(som.weight.dtype)  # [M, 1], or [M, D] with missing cells
         self.mass = self.mass + som.neighborhood_table().t() @ counts
     def before_step(self):
         "Skip the step until the epoch's last batch; then divide each unit's summed gradient by its mass."
         if self.iter < self.n_iter - 1: raise CancelBatchException()
         scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
-        self.learn.model.weight.grad.mul_(scale[:, None])
+        self.learn.model.weight.grad.mul_(scale)
 
 # %% ../nbs/08_learner.ipynb #e8aead21
 class SeededShuffle(Callback):
