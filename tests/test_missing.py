@@ -92,3 +92,18 @@ def test_cuda_matches_cpu():
     som.init_weights(x, 'pca')
     cpu = som.bmus(x)
     fct.test_eq(som.cuda().bmus(x.cuda()).cpu(), cpu)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_reported_loss_is_the_per_sample_energy_over_present_cells(topology, toroidal):
+    "The loss a user reads on rows with gaps: 1/2 sum_j h~_{b(i)j} D/n_i sum_present (x_ik - w_jk)^2, h~ rows summing to 1."
+    from fastsom.loss import SomLoss
+    som = Som(6, (4, 6), topology, toroidal).double()
+    som.init_weights(torch.randn(100, 6, dtype=torch.float64), 'random', seed=0)
+    x = with_gaps(200, 6, seed=2)
+    bmu, kernel = som.bmus(x), som.neighborhood_table().double()
+    h = kernel[bmu] / kernel[bmu].sum(1, keepdim=True)
+    expected = 0.5 * (h * formula_dist2(x, som.weight.detach())).sum(1)
+    fct.test_close(SomLoss(som, reduction='none')(bmu, x), expected, eps=1e-10)
+    with torch.no_grad(): fct.test_close(SomLoss(som)(bmu, x), expected.mean(), eps=1e-10)
+    small = x[:5]  # fewer samples than half the units: the hit-units path
+    fct.test_close(SomLoss(som, reduction='none')(som.bmus(small), small), expected[:5], eps=1e-10)
