@@ -59,6 +59,7 @@ class RowFile:
         "Rows `start:stop` (relative to this view) as a float32 tensor."
         start, stop = self.start + max(start, 0), self.start + min(stop, len(self))
         out = np.empty((max(stop - start, 0), self.n_cols), dtype=self.dtype)
+        if len(out) == 0: return torch.from_numpy(out).float()  # nothing to read (an exported learner's empty loaders)
         row_bytes = self.n_cols * self.dtype.itemsize
         with open(self.path, 'rb') as f:
             f.seek(self.offset + start * row_bytes)
