@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import matplotlib.pyplot as plt
 from matplotlib.collections import LineCollection
 from fastcore.basics import patch
-from .core import Grid
+from .core import Grid, check_choice
 from .learner import SomLearner
 from .interpret import SomInterpretation, neighbour_pairs, unit_polygons
 
@@ -53,7 +53,7 @@ def cluster_units(codebook, # the units' vectors, [n_units, n_features] (standar
     elif method == 'kmeans':
         w = hits if hits.sum() > 0 else None
         labels = KMeans(n_clusters, n_init=10, random_state=seed).fit(cb, sample_weight=w).predict(cb)
-    else: raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CLUSTER_METHODS)}")
+    else: check_choice('method', method, CLUSTER_METHODS)
     return _by_hits(labels, hits, n_clusters)
 
 # %% ../nbs/17_cluster.ipynb #e55eadd3
@@ -140,8 +140,7 @@ def plot_clusters(self:SomInterpretation,
     units = np.asarray(units).reshape(-1)
     if len(units) != self.grid.n_units: raise ValueError(f"units needs one cluster per unit ({self.grid.n_units}), got {len(units)}")
     plots = dict(umatrix=self.plot_umatrix, labels=self.plot_labels, hits=self.plot_hitmap)
-    if base not in plots: raise ValueError(f"unknown base {base!r}; choose one of {', '.join(plots)}")
-    fig = plots[base](ax=ax, figsize=figsize, **kwargs)
+    fig = plots[check_choice('base', base, plots)](ax=ax, figsize=figsize, **kwargs)
     ax = ax or fig.axes[0]
     ax.add_collection(LineCollection(cluster_borders(self.grid, units), colors=color, linewidths=linewidth, capstyle='round'))
     xy = self.grid.coords().numpy()

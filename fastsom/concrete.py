@@ -15,13 +15,13 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 from fastai.callback.schedule import SchedExp
 from fastai.metrics import mse
-from .core import as_data, seeded
+from .core import as_data, seeded, check_positive
 from .callback.schedule import AttrScheduler, SchedAnneal
 
 # %% auto #0
-__all__ = ['gumbel_noise', 'check_temperature', 'gumbel_softmax', 'js_divergence', 'ConcreteSelector', 'ConcreteAutoencoder',
-           'ConcreteLoss', 'ConcreteConvergenceWarning', 'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner',
-           'LogitWeightDecay', 'concrete_learner']
+__all__ = ['gumbel_noise', 'gumbel_softmax', 'js_divergence', 'ConcreteSelector', 'ConcreteAutoencoder', 'ConcreteLoss',
+           'ConcreteConvergenceWarning', 'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner', 'LogitWeightDecay',
+           'concrete_learner']
 
 # %% ../nbs/13_concrete.ipynb #8ee0cd31
 def gumbel_noise(shape, # shape of the sample
@@ -33,12 +33,6 @@ def gumbel_noise(shape, # shape of the sample
     return -e.clamp_min(torch.finfo(like.dtype).tiny).log()
 
 # %% ../nbs/13_concrete.ipynb #9993dd0a
-def check_temperature(temperature) -> float:
-    "`temperature` as a float, or a clear error if it is not positive."
-    t = float(temperature)
-    if not t > 0: raise ValueError(f"temperature must be positive, got {temperature}")
-    return t
-
 def gumbel_softmax(logits:torch.Tensor, # [..., d] unnormalised log-probabilities
                    temperature:float, # > 0; towards 0 the samples become one-hot
                    hard:bool=False, # one-hot forward pass, soft gradient (straight-through)
@@ -46,7 +40,7 @@ def gumbel_softmax(logits:torch.Tensor, # [..., d] unnormalised log-probabilitie
                    min_temperature:float=1e-6, # the temperature used is never below this
                   ) -> torch.Tensor:
     "A sample of the concrete distribution with `logits` at `temperature`, over the last dimension."
-    t = max(check_temperature(temperature), min_temperature)
+    t = max(check_positive('temperature', temperature), min_temperature)
     y = torch.log_softmax((logits + gumbel_noise(logits.shape, logits, generator)) / t, -1).exp()
     if not hard: return y
     y_hard = F.one_hot(y.argmax(-1), y.shape[-1]).to(y)
@@ -72,7 +66,7 @@ class ConcreteSelector(nn.Module):
                  min_temperature:float=1e-6, # floor of the temperature used in the computation
                 ):
         super().__init__()
-        if not (isinstance(d, int) and d >= 1): raise ValueError(f"d must be a positive int, got {d!r}")
+        check_positive('d', d, integer=True)
         if not isinstance(k, int) or k < 1: raise ValueError(f"k must be an int of at least 1, got {k!r}")
         if k > d: raise ValueError(f"cannot select k={k} features out of d={d}: k must be at most d")
         if not 0 <= logit_dropout < 1: raise ValueError(f"logit_dropout must be in [0, 1), got {logit_dropout}")
@@ -83,7 +77,7 @@ class ConcreteSelector(nn.Module):
     @property
     def temperature(self): return self._temperature
     @temperature.setter
-    def temperature(self, value): self._temperature = check_temperature(value)
+    def temperature(self, value): self._temperature = check_positive('temperature', value)
 
     @property
     def probs(self) -> torch.Tensor: return self.logits.detach().softmax(-1)
@@ -239,13 +233,13 @@ def concrete_learner(dls, # batches of (x, x), e.g. `som_dataloaders(..., normal
                      **kwargs) -> ConcreteLearner:
     "A `ConcreteLearner` training a new `ConcreteAutoencoder` on `dls`."
     d = dls.train.one_batch()[0].shape[-1] if not hasattr(dls, 'n_features') else dls.n_features
-    check_temperature(temperature_end)
+    check_positive('temperature_end', temperature_end)
     with seeded(seed):
         model = ConcreteAutoencoder(d, k, hidden, dropout, temperature=temperature, hard=hard, logit_dropout=logit_dropout)
     if metrics is None: metrics = [mse, MeanMaxProb()]
     if temperature_sched is None: temperature_sched = SchedExp(temperature, temperature_end)
     sched = AttrScheduler({'temperature': temperature_sched}, per_epoch=per_epoch)
-    if not selector_lr_mult > 0: raise ValueError(f"selector_lr_mult must be positive, got {selector_lr_mult}")
+    check_positive('selector_lr_mult', selector_lr_mult)
     learn = ConcreteLearner(dls, model, loss_func=ConcreteLoss(model.selector, divergence_weight),
                             splitter=_concrete_splitter, lr=slice(lr, lr * selector_lr_mult), metrics=metrics,
                             cbs=[sched, LogitWeightDecay(logit_wd), ConcreteConvergence(threshold), *L(cbs)], **kwargs)

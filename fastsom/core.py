@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 
 # %% auto #0
-__all__ = ['TOPOLOGIES', 'check_map_size', 'Grid', 'check_finite', 'as_data', 'seeded']
+__all__ = ['TOPOLOGIES', 'check_map_size', 'check_choice', 'check_positive', 'Grid', 'check_finite', 'as_data', 'seeded']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 TOPOLOGIES = ('rectangular', 'hexagonal')
@@ -23,6 +23,29 @@ def check_map_size(map_size) -> tuple[int, int]:
     if min(size) < 1: raise ValueError(f"map_size must be positive, got {map_size!r}")
     return int(size[0]), int(size[1])
 
+# %% ../nbs/00_core.ipynb #ddfb8614
+def check_choice(name:str, # what the value is, as the user calls it: 'topology', 'distance', ...
+                 value, # the value given
+                 choices, # the allowed values
+                 hint:str='', # what else is allowed, added after the list (e.g. ", or pass a callable")
+                ):
+    "`value` if it is one of `choices`, else a `ValueError` that names them."
+    if isinstance(value, str) and value in choices: return value
+    raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}{hint}")
+
+def check_positive(name:str, # what the value is, as the user calls it: 'sigma', 'temperature', ...
+                   value, # the value given
+                   integer:bool=False, # require an int (not a float, not a bool)
+                  ) -> float|int:
+    "`value` as a float (or an int with `integer=True`) if it is above zero, else a clear error."
+    if integer:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0: return int(value)
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    try: v = float(value)
+    except (TypeError, ValueError): raise TypeError(f"{name} must be a positive number, got {value!r}") from None
+    if not v > 0: raise ValueError(f"{name} must be positive, got {value!r}")
+    return v
+
 # %% ../nbs/00_core.ipynb #845d43fc
 class Grid:
     "A `height` x `width` grid of units, rectangular or hexagonal, planar or toroidal."
@@ -33,8 +56,7 @@ class Grid:
                  toroidal:bool=False, # wrap around both edges
                 ):
         height, width = check_map_size((height, width))
-        if topology not in TOPOLOGIES:
-            raise ValueError(f"unknown topology {topology!r}; choose one of {', '.join(TOPOLOGIES)}")
+        check_choice('topology', topology, TOPOLOGIES)
         if topology == 'hexagonal' and toroidal and height % 2:
             raise ValueError(f"a hexagonal torus needs an even number of rows, got {height}")
         store_attr()

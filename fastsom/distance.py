@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 import torch
 import torch.nn.functional as F
+from .core import check_choice
 
 # %% auto #0
 __all__ = ['DISTANCES', 'sqeuclidean', 'euclidean', 'manhattan', 'chebyshev', 'cosine', 'minkowski', 'lp', 'get_distance',
@@ -50,8 +51,7 @@ DISTANCES = dict(sqeuclidean=sqeuclidean, euclidean=euclidean, manhattan=manhatt
 def get_distance(distance) -> callable:
     "The distance function named by `distance`, or `distance` itself if it is callable."
     if callable(distance): return distance
-    if isinstance(distance, str) and distance in DISTANCES: return DISTANCES[distance]
-    raise ValueError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}, or pass a callable f(x, w) -> [N, M]")
+    return DISTANCES[check_choice('distance', distance, DISTANCES, hint=', or pass a callable f(x, w) -> [N, M]')]
 
 def is_euclidean(distance) -> bool:
     "Whether `distance` ranks units like the squared euclidean distance (so BMU search can use the fast path)."

@@ -18,7 +18,7 @@ from fastcore.basics import patch, store_attr
 from fastcore.imports import in_notebook
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
-from .core import Grid
+from .core import Grid, check_choice, check_positive
 
 # %% auto #0
 __all__ = ['LabelMap', 'UMATRIX_CMAP', 'cell_shape', 'unit_polygons', 'draw_units', 'SomInterpretation', 'neighbour_pairs',
@@ -407,8 +407,7 @@ class ShowMap(Callback):
                  figsize=None, # size of the drawings
                  max_samples:int=10_000, # training samples kept for the principal components of the colours
                 ):
-        if kind not in ('codebook', 'umatrix'): raise ValueError(f"ShowMap draws 'codebook' or 'umatrix', not {kind!r}")
-        if not (isinstance(every, int) and every >= 1): raise ValueError(f"every must be a positive int, got {every!r}")
+        check_choice('kind', kind, ('codebook', 'umatrix')); check_positive('every', every, integer=True)
         store_attr('kind,every,folder,live,figsize,max_samples')
         self.handle, self.samples = None, None
 

@@ -9,6 +9,7 @@ from collections import namedtuple
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .core import check_choice, check_positive
 from .distance import sqeuclidean, lp
 from .som import Som, _grid_axes
 from .loss import som_energy
@@ -53,7 +54,7 @@ def scale_distances(d:torch.Tensor, # distances, [N, M]
                    ) -> torch.Tensor:
     "Each row of `d` on a common scale: standardised over the units (`'zscore'`), as log of the ratio to its mean (`'log'`), over its mean (`'mean'`), or as is."
     if scale is None: return d
-    if scale not in SCALES: raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(map(repr, SCALES))}")
+    check_choice('scale', scale, SCALES)
     m = d.mean(1, keepdim=True)
     if scale == 'zscore': return (d - m) / (d.var(1, unbiased=False, keepdim=True) + eps * m * m + 1e-24).sqrt()
     ref = m + 1e-12
@@ -98,10 +99,10 @@ class Topography(Som):
             p, power = p_norm, 2.
         p = 2. if p is None else p
         if not (isinstance(p, (int, float)) and 1 <= p < float('inf')): raise ValueError(f"p must be a number >= 1, got {p!r}")
-        if power is not None and not (isinstance(power, (int, float)) and power > 0): raise ValueError(f"power must be a positive number, got {power!r}")
+        if power is not None: check_positive('power', power)
         for name, v, ok in (('assign', assign, ASSIGNS), ('scale', scale, SCALES), ('objective', objective, OBJECTIVES),
                             ('init', init, INITS), ('outputs', outputs, ('fastsom', 'forum'))):
-            if v not in ok: raise ValueError(f"unknown {name} {v!r}; choose one of {', '.join(map(repr, ok))}")
+            check_choice(name, v, ok)
         if objective == 'forum' and neighborhood != 'gaussian': raise ValueError("objective='forum' is the forum's gaussian loss: leave neighborhood='gaussian'")
         super().__init__(latent_dim, map_size, topology, toroidal, sqeuclidean if p == 2 else lp(p), neighborhood, sigma)
         self.p, self.power, self.normalize, self.assign, self.scale = float(p), float(p if power is None else power), normalize, assign, scale
@@ -130,8 +131,7 @@ class Topography(Som):
     def temperature(self): return self._temperature
     @temperature.setter
     def temperature(self, value):
-        if not float(value) > 0: raise ValueError(f"temperature must be positive, got {value}")
-        self._temperature = float(value)
+        self._temperature = check_positive('temperature', value)
 
     def extra_repr(self):
         power = '' if self.power == self.p else f", power={self.power:g}"

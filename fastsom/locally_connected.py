@@ -9,6 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .core import check_positive
 
 # %% auto #0
 __all__ = ['conv_output_size', 'LocallyConnected2d', 'LocalConv2dLayer']
@@ -45,8 +46,7 @@ class LocallyConnected2d(nn.Module):
                  no_weights:bool=False, # hold no parameters: `forward` must be given the weights (and the bias)
                 ):
         super().__init__()
-        for n, v in (('in_channels', in_channels), ('out_channels', out_channels)):
-            if not (isinstance(v, int) and v > 0): raise ValueError(f"{n} must be a positive int, got {v!r}")
+        for n, v in (('in_channels', in_channels), ('out_channels', out_channels)): check_positive(n, v, integer=True)
         self.in_channels, self.out_channels, self.has_bias, self.no_weights = in_channels, out_channels, bias, no_weights
         self.in_size, self.kernel_size = _pair(in_size, 'in_size'), _pair(kernel_size, 'kernel_size')
         self.stride, self.padding = _pair(stride, 'stride'), _pair(padding, 'padding')

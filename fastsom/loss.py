@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 from fastcore.basics import patch, store_attr
+from .core import check_choice
 from .som import Som
 from .missing import has_missing, masked_energy, split_missing
 
@@ -106,14 +107,14 @@ class SomLoss:
                  mass_floor:float=0., # damping of rarely hit units in 'batchmap' (see `som_energy`)
                  reduction:str='mean', # 'mean': the mean per-sample energy; 'none': each sample's energy
                 ):
-        if update not in UPDATES: raise ValueError(f"unknown update {update!r}; choose one of {', '.join(UPDATES)}")
+        check_choice('update', update, UPDATES)
         store_attr()
 
     def __call__(self, bmu:torch.Tensor, x:torch.Tensor) -> torch.Tensor:
         "The per-sample energy of the batch (its mean, or each with `reduction='none'`), with the update's gradient."
         w, kernel = self.som.weight, self.som.neighborhood_table()
         if self.reduction == 'none': return sample_energy(x, w, bmu, kernel)
-        if self.reduction != 'mean': raise ValueError(f"unknown reduction {self.reduction!r}; choose 'mean' or 'none'")
+        check_choice('reduction', self.reduction, ('mean', 'none'))
         energy = mean_energy(x, w, bmu, kernel)
         if not (torch.is_grad_enabled() and w.requires_grad): return energy
         step = som_energy(x, w, bmu, kernel, per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)

@@ -13,7 +13,7 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.schedule import SchedExp
-from .core import as_data, seeded
+from .core import as_data, seeded, check_positive
 from .layers import Topography
 from .metrics import TopographicError
 from .callback.schedule import AttrScheduler
@@ -145,9 +145,7 @@ def deep_som_learner(dls, # `DataLoaders` of (x, x) batches, e.g. from `som_data
                      **kwargs) -> DeepSomLearner:
     "A `DeepSomLearner` for a new deep SOM on the data of `dls`."
     if sigma_end is None: sigma_end = 0.35 if assign in ('softmin', 'gumbel') else 0.5
-    if not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
-    if not (temperature > 0 and temperature_end > 0):
-        raise ValueError(f"temperatures must be positive, got {temperature} and {temperature_end}")
+    for name, v in (('sigma_end', sigma_end), ('temperature', temperature), ('temperature_end', temperature_end)): check_positive(name, v)
     train = dls.train.dataset
     x = train if isinstance(train, torch.Tensor) else dls.one_batch()[0].cpu()
     n_in = x.shape[1]

@@ -5,6 +5,7 @@
 # %% ../nbs/02_neighborhood.ipynb #216415fa
 from __future__ import annotations
 import torch
+from .core import check_choice
 
 # %% auto #0
 __all__ = ['NEIGHBORHOODS', 'gaussian', 'bubble', 'cut_gaussian', 'triangle', 'mexican_hat', 'get_neighborhood']
@@ -37,6 +38,4 @@ NEIGHBORHOODS = dict(gaussian=gaussian, bubble=bubble, cut_gaussian=cut_gaussian
 def get_neighborhood(neighborhood) -> callable:
     "The kernel named by `neighborhood`, or `neighborhood` itself if it is callable."
     if callable(neighborhood): return neighborhood
-    if isinstance(neighborhood, str) and neighborhood in NEIGHBORHOODS: return NEIGHBORHOODS[neighborhood]
-    raise ValueError(f"unknown neighborhood {neighborhood!r}; choose one of {', '.join(NEIGHBORHOODS)}, "
-                     "or pass a callable h(d2, sigma)")
+    return NEIGHBORHOODS[check_choice('neighborhood', neighborhood, NEIGHBORHOODS, hint=', or pass a callable h(d2, sigma)')]

@@ -8,6 +8,7 @@ import os, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
+from .core import check_positive
 from fastai.tabular.core import cont_cat_split, CategoryMap
 from fastai.torch_core import default_device
 from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_columns
@@ -135,9 +136,7 @@ def from_chunks(cls:TableEncoder,
     stds = {c: float(s) if s > 1e-12 else 1. for c, s in stds.items()}
     unknown = [c for c in (weights or {}) if c not in columns]
     if unknown: raise KeyError(f"weights name {', '.join(map(repr, unknown))}, not among the columns trained on: {columns}")
-    weights = {c: float((weights or {}).get(c, 1.)) for c in columns}
-    bad = [c for c, w in weights.items() if not w > 0]
-    if bad: raise ValueError(f"weights must be positive; column {bad[0]!r} has {weights[bad[0]]}")
+    weights = {c: check_positive(f"the weight of column {c!r}", (weights or {}).get(c, 1.)) for c in columns}
     enc = cls(columns, [c for c in columns if c in cats], vocabs, {c: float(m) for c, m in means.items()}, stds, weights, dtypes)
     enc.n_rows = n_rows
     return enc
@@ -266,7 +265,7 @@ def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
     x = enc.transform(data)
     train, valid = x[train_idx], x[valid_idx]
     if bs is None: bs = len(train)
-    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    check_positive('bs', bs, integer=True)
     device = default_device() if device is None else torch.device(device)
     if bs >= len(train): train, valid = train.to(device), valid.to(device)  # one batch: moved once, not every epoch
     loaders = [SomDataLoader(train, None, bs=bs, shuffle=bs < len(train), seed=seed), SomDataLoader(valid, None, bs=bs, shuffle=False)]
@@ -313,7 +312,7 @@ def _table_file_dataloaders(path, valid_pct, bs, device, folder, **encoder_kwarg
     n_valid = round(len(rows) * valid_pct)
     train, valid = rows.split(len(rows) - n_valid) if n_valid else (rows, rows)
     bs = bs or 8192
-    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    check_positive('bs', bs, integer=True)
     loaders = [SomDataLoader(train, None, bs=bs, shuffle=False), SomDataLoader(valid, None, bs=bs, shuffle=False)]
     return TableDataLoaders(*loaders, encoder=enc, device=default_device() if device is None else device)
 

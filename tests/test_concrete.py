@@ -66,7 +66,7 @@ def test_errors():
     fct.test_fail(lambda: ConcreteLoss(sel, -1.), contains='divergence_weight must be at least 0')
     dls = som_dataloaders(torch.rand(50, 5), normalize=False, device='cpu')
     fct.test_fail(lambda: concrete_learner(dls, k=6), contains='k must be at most d')
-    fct.test_fail(lambda: concrete_learner(dls, k=2, temperature_end=0), contains='temperature must be positive')
+    fct.test_fail(lambda: concrete_learner(dls, k=2, temperature_end=0), contains='temperature_end must be positive')
 
 def test_selector_modes():
     sel = ConcreteSelector(6, 3)

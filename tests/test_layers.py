@@ -217,7 +217,7 @@ def test_forum_options_on_the_plain_constructor():
     fct.test_fail(lambda: Topography(4, p=2, p_norm=2), contains='give p_norm')
     fct.test_fail(lambda: Topography(4, objective='kohonen'), contains="unknown objective 'kohonen'")
     fct.test_fail(lambda: Topography(4, objective='forum', neighborhood='bubble'), contains="leave neighborhood='gaussian'")
-    fct.test_fail(lambda: Topography(4, power=0), contains='power must be a positive number')
+    fct.test_fail(lambda: Topography(4, power=0), contains='power must be positive')
 
 @pytest.mark.parametrize('latent_dim', [2, 3, 128])
 def test_normalised_sheet_has_no_ties(latent_dim):

@@ -75,8 +75,8 @@ def test_seed_repeats_and_global_generator_is_untouched(digits):
 
 def test_bad_arguments(digits):
     X, _ = digits
-    fct.test_fail(lambda: small_learner(X, temperature=0.), contains='temperatures must be positive')
-    fct.test_fail(lambda: small_learner(X, temperature_end=-1.), contains='temperatures must be positive')
+    fct.test_fail(lambda: small_learner(X, temperature=0.), contains='temperature must be positive')
+    fct.test_fail(lambda: small_learner(X, temperature_end=-1.), contains='temperature_end must be positive')
     fct.test_fail(lambda: small_learner(X, sigma_end=0.), contains='sigma_end must be positive')
     fct.test_fail(lambda: small_learner(X, sigma=0.), contains='sigma must be positive')
     fct.test_fail(lambda: small_learner(X, assign='argmin'), contains="unknown assign 'argmin'")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 from fastcore.basics import store_attr
+from ..core import check_choice
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin, SchedCos, combine_scheds
 
@@ -97,7 +98,7 @@ class SchedAnneal:
                  pct_end:float=1., # where the annealing reaches `end` (the value stays there after)
                  pct_stop:float|None=None, # freeze the value reached at this point; None: never
                 ):
-        if mode not in ANNEAL_MODES: raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(map(repr, ANNEAL_MODES))}")
+        check_choice('mode', mode, ANNEAL_MODES)
         if mode == 'exp' and not (start > 0 and end > 0): raise ValueError(f"exponential annealing needs positive values, got start={start}, end={end}")
         if not 0 <= pct_start < pct_end: raise ValueError(f"need 0 <= pct_start < pct_end, got pct_start={pct_start}, pct_end={pct_end}")
         if pct_stop is not None and not pct_stop >= pct_start: raise ValueError(f"pct_stop ({pct_stop}) must not come before pct_start ({pct_start})")
