@@ -58,3 +58,18 @@ def test_one_unit_is_the_mean():
 def test_scheduler_checks_attribute():
     learn = som_learner(som_dataloaders(X, device='cpu'), map_size=3, cbs=AttrScheduler({'temperature': lambda p: 1.}))
     fct.test_fail(lambda: learn.fit(1), contains='no attribute temperature')
+
+def test_one_message_per_kind_of_bad_option():
+    "Every module words an unknown option and a non-positive number the same way (through `check_choice` and `check_positive`)."
+    from fastsom.all import Topography, SomLoss, SchedAnneal, ConcreteSelector, ShowMap, cluster_units, get_distance
+    som = Som(2, 3)
+    for make, name, value in [(lambda: get_distance('hamming'), 'distance', 'hamming'),
+                              (lambda: SomLoss(som, 'adam'), 'update', 'adam'),
+                              (lambda: SchedAnneal(1., .1, mode='cos'), 'mode', 'cos'),
+                              (lambda: Topography(4, scale='max'), 'scale', 'max'),
+                              (lambda: ShowMap('hitmap'), 'kind', 'hitmap'),
+                              (lambda: cluster_units(torch.rand(6, 2), som.grid, 2, method='dbscan'), 'method', 'dbscan')]:
+        fct.test_fail(make, contains=f"unknown {name} {value!r}; choose one of '")
+    for make, name in [(lambda: Topography(4, temperature=0.), 'temperature'), (lambda: ConcreteSelector(5, 2, temperature=-1.), 'temperature'),
+                       (lambda: Topography(4, power=0), 'power')]:
+        fct.test_fail(make, contains=f"{name} must be positive")
