@@ -30,7 +30,7 @@ def check_choice(name:str, # what the value is, as the user calls it: 'topology'
                  hint:str='', # what else is allowed, added after the list (e.g. ", or pass a callable")
                 ):
     "`value` if it is one of `choices`, else a `ValueError` that names them."
-    if isinstance(value, str) and value in choices: return value
+    if isinstance(value, (str, type(None))) and value in choices: return value
     raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}{hint}")
 
 def check_positive(name:str, # what the value is, as the user calls it: 'sigma', 'temperature', ...
