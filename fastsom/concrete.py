@@ -17,34 +17,11 @@ from fastai.callback.schedule import SchedExp
 from fastai.metrics import mse
 from .core import as_data, seeded, check_positive
 from .callback.schedule import AttrScheduler, SchedAnneal
+from .layers import gumbel_softmax
 
 # %% auto #0
-__all__ = ['gumbel_noise', 'gumbel_softmax', 'js_divergence', 'ConcreteSelector', 'ConcreteAutoencoder', 'ConcreteLoss',
-           'ConcreteConvergenceWarning', 'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner', 'LogitWeightDecay',
-           'concrete_learner']
-
-# %% ../nbs/13_concrete.ipynb #8ee0cd31
-def gumbel_noise(shape, # shape of the sample
-                 like:torch.Tensor, # gives the dtype and device
-                 generator:torch.Generator|None=None, # random source; default torch's global one
-                ) -> torch.Tensor:
-    "Standard Gumbel noise, finite everywhere."
-    e = torch.empty(shape, dtype=like.dtype, device=like.device).exponential_(generator=generator)
-    return -e.clamp_min(torch.finfo(like.dtype).tiny).log()
-
-# %% ../nbs/13_concrete.ipynb #9993dd0a
-def gumbel_softmax(logits:torch.Tensor, # [..., d] unnormalised log-probabilities
-                   temperature:float, # > 0; towards 0 the samples become one-hot
-                   hard:bool=False, # one-hot forward pass, soft gradient (straight-through)
-                   generator:torch.Generator|None=None, # random source; default torch's global one
-                   min_temperature:float=1e-6, # the temperature used is never below this
-                  ) -> torch.Tensor:
-    "A sample of the concrete distribution with `logits` at `temperature`, over the last dimension."
-    t = max(check_positive('temperature', temperature), min_temperature)
-    y = torch.log_softmax((logits + gumbel_noise(logits.shape, logits, generator)) / t, -1).exp()
-    if not hard: return y
-    y_hard = F.one_hot(y.argmax(-1), y.shape[-1]).to(y)
-    return y_hard - y.detach() + y
+__all__ = ['js_divergence', 'ConcreteSelector', 'ConcreteAutoencoder', 'ConcreteLoss', 'ConcreteConvergenceWarning',
+           'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner', 'LogitWeightDecay', 'concrete_learner']
 
 # %% ../nbs/13_concrete.ipynb #c6f35b7e
 def js_divergence(logits:torch.Tensor, # [k, d] logits of k distributions over d outcomes

@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.colors import ListedColormap
 from matplotlib.transforms import AffineDeltaTransform
 from .missing import mean_filled
+from .metrics import unit_label_counts
 from fastcore.basics import patch, store_attr
 from fastcore.imports import in_notebook
 from fastai.callback.core import Callback
@@ -228,9 +229,7 @@ def _labels(self:SomInterpretation, y=None) -> np.ndarray:
 @patch
 def label_map(self:SomInterpretation, y=None) -> LabelMap:
     "Majority label of each unit (index into `classes`, -1 for empty units) and its purity, `[height, width]` each."
-    classes, code = np.unique(self._labels(y), return_inverse=True)
-    counts = np.zeros((self.grid.n_units, len(classes)))
-    np.add.at(counts, (self.bmu.numpy(), code.reshape(-1)), 1)
+    counts, classes = unit_label_counts(self.bmu, self._labels(y), self.grid.n_units)
     n = counts.sum(1)
     label = np.where(n > 0, counts.argmax(1), -1)
     purity = np.where(n > 0, counts.max(1) / np.maximum(n, 1), np.nan)

@@ -16,7 +16,7 @@ from .loss import som_energy
 
 # %% auto #0
 __all__ = ['ASSIGNS', 'SCALES', 'TopographyOutput', 'OBJECTIVES', 'INITS', 'pnorm_distances', 'grid_pdist2', 'scale_distances',
-           'Topography']
+           'Topography', 'gumbel_noise', 'gumbel_softmax']
 
 # %% ../nbs/10_layers.ipynb #336d2d7a
 ASSIGNS = ('hard', 'softmin', 'gumbel', 'straight_through')
@@ -192,12 +192,35 @@ def unit_scores(self:Topography, z:torch.Tensor) -> torch.Tensor:
     "The distances, for the blocked BMU search of `Som.bmus`."
     with torch.no_grad(): return self.distances(z)
 
+# %% ../nbs/10_layers.ipynb #8ee0cd31
+def gumbel_noise(shape, # shape of the sample
+                 like:torch.Tensor, # gives the dtype and device
+                 generator:torch.Generator|None=None, # random source; default torch's global one
+                ) -> torch.Tensor:
+    "Standard Gumbel noise, finite everywhere."
+    e = torch.empty(shape, dtype=like.dtype, device=like.device).exponential_(generator=generator)
+    return -e.clamp_min(torch.finfo(like.dtype).tiny).log()
+
+# %% ../nbs/10_layers.ipynb #9993dd0a
+def gumbel_softmax(logits:torch.Tensor, # [..., d] unnormalised log-probabilities
+                   temperature:float, # > 0; towards 0 the samples become one-hot
+                   hard:bool=False, # one-hot forward pass, soft gradient (straight-through)
+                   generator:torch.Generator|None=None, # random source; default torch's global one
+                   min_temperature:float=1e-6, # the temperature used is never below this
+                  ) -> torch.Tensor:
+    "A sample of the concrete distribution with `logits` at `temperature`, over the last dimension."
+    t = max(check_positive('temperature', temperature), min_temperature)
+    y = torch.log_softmax((logits + gumbel_noise(logits.shape, logits, generator)) / t, -1).exp()
+    if not hard: return y
+    y_hard = F.one_hot(y.argmax(-1), y.shape[-1]).to(y)
+    return y_hard - y.detach() + y
+
 # %% ../nbs/10_layers.ipynb #03249a58
 @patch
 def soft_assignment(self:Topography, d:torch.Tensor, noise:bool=False) -> torch.Tensor:
     "Softmin of the rescaled distances at the current temperature, with Gumbel noise if `noise`."
     logits = -scale_distances(d, self.scale) / self.temperature
-    return F.gumbel_softmax(logits, tau=1., hard=False, dim=1) if noise else F.softmax(logits, dim=1)
+    return gumbel_softmax(logits, 1.) if noise else F.softmax(logits, dim=1)
 
 @patch
 def assignment(self:Topography, d:torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_metrics.ipynb #b448cad0
 from __future__ import annotations
-import torch
+import numpy as np, torch
 from fastai.learner import Metric
 from .core import Grid, as_data
 from .som import Som
@@ -12,7 +12,7 @@ from .missing import present_distance
 
 # %% auto #0
 __all__ = ['bmu_distances', 'topographic_errors', 'quantization_error', 'topographic_error', 'SumMetric', 'QuantizationError',
-           'TopographicError', 'som_metrics']
+           'TopographicError', 'som_metrics', 'unit_label_counts', 'unit_purity']
 
 # %% ../nbs/05_metrics.ipynb #9fe2db9b
 def bmu_distances(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor) -> torch.Tensor:
@@ -88,3 +88,24 @@ def som_metrics(metrics=None) -> list:
     if metrics is None: metrics = [quantization_error, topographic_error]
     wrappers = {quantization_error: QuantizationError, topographic_error: TopographicError}
     return [wrappers[m]() if m in wrappers else m for m in (metrics if isinstance(metrics, (list, tuple)) else [metrics])]
+
+# %% ../nbs/05_metrics.ipynb #8be94050
+def unit_label_counts(bmu, # best-matching unit of each sample, `[n_samples]`
+                      labels, # label of each sample, `[n_samples]`
+                      n_units:int|None=None, # number of units; default the largest BMU + 1
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    "How many samples of each class every unit wins, `[n_units, n_classes]`, and the classes (sorted)."
+    bmu = np.asarray(bmu.cpu() if isinstance(bmu, torch.Tensor) else bmu).reshape(-1)
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1)
+    if len(bmu) != len(labels): raise ValueError(f"{len(bmu)} BMUs but {len(labels)} labels: give one label per sample")
+    classes, code = np.unique(labels, return_inverse=True)
+    counts = np.zeros((int(bmu.max()) + 1 if n_units is None else n_units, len(classes)), dtype=np.int64)
+    np.add.at(counts, (bmu, code.reshape(-1)), 1)
+    return counts, classes
+
+def unit_purity(bmu, # best-matching unit of each sample, `[n_samples]`
+                labels, # label of each sample, `[n_samples]`
+               ) -> float:
+    "Share of samples that carry the majority label of their unit."
+    counts, _ = unit_label_counts(bmu, labels)
+    return counts.max(1).sum() / counts.sum()

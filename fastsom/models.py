@@ -15,14 +15,14 @@ from fastai.learner import Learner
 from fastai.callback.schedule import SchedExp
 from .core import as_data, seeded, check_positive
 from .layers import Topography
-from .metrics import TopographicError
+from .metrics import TopographicError, unit_purity
 from .callback.schedule import AttrScheduler
 from .learner import BMUs
 from .data import SomDataLoaders
 
 # %% auto #0
-__all__ = ['latent_topographic_error', 'mlp', 'DeepSom', 'DeepSomLoss', 'reconstruction_error', 'LatentTopographicError',
-           'DeepSomLearner', 'deep_som_learner', 'unit_purity', 'prototype_mosaic', 'plot_prototypes']
+__all__ = ['mlp', 'DeepSom', 'DeepSomLoss', 'reconstruction_error', 'LatentTopographicError', 'DeepSomLearner',
+           'deep_som_learner', 'prototype_mosaic', 'plot_prototypes']
 
 # %% ../nbs/11_models.ipynb #2bb26ae2
 def mlp(sizes:list[int], # sizes of the layers, input first
@@ -86,8 +86,6 @@ class LatentTopographicError(TopographicError):
         z = learn.pred[1]
         self.total += self.batch_sum(learn.model.topography, z, None)
         self.count += len(z)
-
-latent_topographic_error = LatentTopographicError()
 
 # %% ../nbs/11_models.ipynb #2e4a9e74
 class DeepSomLearner(Learner):
@@ -158,20 +156,9 @@ def deep_som_learner(dls, # `DataLoaders` of (x, x) batches, e.g. from `som_data
     with torch.no_grad(): topo.init_weights(model.encoder(sample), 'pca', seed)
     scheds = {'sigma': SchedExp(topo.sigma, sigma_end)}
     if assign != 'hard': scheds['temperature'] = SchedExp(temperature, temperature_end)
-    if metrics is None: metrics = [reconstruction_error, latent_topographic_error]
+    if metrics is None: metrics = [reconstruction_error, LatentTopographicError()]
     return DeepSomLearner(dls, model, loss_func=DeepSomLoss(topo, gamma), metrics=metrics,
                           cbs=[AttrScheduler(scheds), *L(cbs)], **kwargs)
-
-# %% ../nbs/11_models.ipynb #cd9fd954
-def unit_purity(bmu, # BMU of each sample, [N]
-                labels, # label of each sample, [N]
-               ) -> float:
-    "Sum over units of their majority-label count, divided by the number of samples."
-    bmu, labels = np.asarray(bmu), np.asarray(labels)
-    _, lab = np.unique(labels, return_inverse=True)
-    table = np.zeros((bmu.max() + 1, lab.max() + 1), dtype=np.int64)
-    np.add.at(table, (bmu, lab), 1)
-    return table.max(1).sum() / len(bmu)
 
 # %% ../nbs/11_models.ipynb #0b6f41c1
 def prototype_mosaic(protos:torch.Tensor, # decoded units, [n_units, n_pixels]

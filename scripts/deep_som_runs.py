@@ -16,7 +16,8 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.model_selection import train_test_split
 from fastai.torch_core import set_seed
 from fastsom.data import load_dataset, SomDataLoader, SomDataLoaders
-from fastsom.models import deep_som_learner, unit_purity
+from fastsom.models import deep_som_learner
+from fastsom.metrics import unit_purity, topographic_error
 
 # name -> (arguments of deep_som_learner, targets: metric -> (comparison, bound))
 CONFIGS = {
@@ -39,9 +40,7 @@ def split_loaders(X, y, seed, bs=64, test_size=0.25):
 
 def evaluate(learn, Xte, yte):
     b = learn.bmus(Xte).index.numpy()
-    z = learn.encode(Xte).to(learn.topography.weight)
-    b2 = learn.topography.bmus(z, k=2).cpu()
-    te = (~learn.topography.grid.are_neighbours(b2[:, 0], b2[:, 1])).float().mean().item()
+    te = topographic_error(learn.topography, learn.encode(Xte))
     return dict(purity=unit_purity(b, yte), nmi=normalized_mutual_info_score(yte, b), used=int(len(np.unique(b))), te=te)
 
 def run(name, X, y, seed, epochs, dataset='digits'):

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
 from fastai.learner import load_learner
 from fastsom.data import som_dataloaders
-from fastsom.concrete import (gumbel_noise, gumbel_softmax, js_divergence, ConcreteSelector, ConcreteAutoencoder,
+from fastsom.layers import gumbel_noise, gumbel_softmax
+from fastsom.concrete import (js_divergence, ConcreteSelector, ConcreteAutoencoder,
                               ConcreteLoss, ConcreteConvergenceWarning, concrete_learner)
 
 def gen(seed=0): return torch.Generator().manual_seed(seed)

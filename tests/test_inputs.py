@@ -70,6 +70,7 @@ def test_one_message_per_kind_of_bad_option():
                               (lambda: ShowMap('hitmap'), 'kind', 'hitmap'),
                               (lambda: cluster_units(torch.rand(6, 2), som.grid, 2, method='dbscan'), 'method', 'dbscan')]:
         fct.test_fail(make, contains=f"unknown {name} {value!r}; choose one of '")
+    Topography(4, scale=None)                                   # None is one of the scales
     for make, name in [(lambda: Topography(4, temperature=0.), 'temperature'), (lambda: ConcreteSelector(5, 2, temperature=-1.), 'temperature'),
                        (lambda: Topography(4, power=0), 'power')]:
         fct.test_fail(make, contains=f"{name} must be positive")

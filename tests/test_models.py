@@ -10,8 +10,8 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.model_selection import train_test_split
 from fastsom.data import load_dataset, som_dataloaders, SomDataLoader, SomDataLoaders
 from fastsom.layers import Topography, ASSIGNS
-from fastsom.models import (DeepSom, DeepSomLoss, deep_som_learner, plot_prototypes, prototype_mosaic, unit_purity,
-                            latent_topographic_error)
+from fastsom.models import DeepSom, DeepSomLoss, deep_som_learner, plot_prototypes, prototype_mosaic
+from fastsom.metrics import unit_purity
 
 @pytest.fixture(scope='module')
 def digits():
@@ -120,6 +120,12 @@ def test_prototypes_decode_standardised_data(digits):
     with torch.no_grad(): raw = learn.model.decoder(learn.topography.weight)
     fct.test_close(learn.prototypes(), dls.decode(raw), eps=1e-4)
     fct.test_close(learn.prototypes(decoded=False), raw)
+
+def test_learners_do_not_share_metrics(digits):
+    "Two deep SOM learners get their own metric objects, so one's running sums never reach the other."
+    X, _ = digits
+    a, b = small_learner(X[:100]), small_learner(X[:100])
+    assert not set(map(id, a.metrics)) & set(map(id, b.metrics))
 
 def test_purity_against_a_brute_count():
     rng = np.random.default_rng(0)
