@@ -303,6 +303,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'fastsom/interpret.py'),
                                    'fastsom.interpret.SomInterpretation.label_map': ( 'interpret.html#sominterpretation.label_map',
                                                                                       'fastsom/interpret.py'),
+                                   'fastsom.interpret.SomInterpretation.majority_label': ( 'interpret.html#sominterpretation.majority_label',
+                                                                                           'fastsom/interpret.py'),
                                    'fastsom.interpret.SomInterpretation.plot_codebook': ( 'interpret.html#sominterpretation.plot_codebook',
                                                                                           'fastsom/interpret.py'),
                                    'fastsom.interpret.SomInterpretation.plot_component_planes': ( 'interpret.html#sominterpretation.plot_component_planes',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, shutil, sys, time
 from datetime import datetime
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd
 from .data import DATASETS, load_dataset, som_dataloaders
 from .learner import som_learner
 from .interpret import SomInterpretation

@@ -16,7 +16,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import SchedExp
 from fastai.metrics import mse
 from .core import as_data, seeded, check_positive
-from .callback.schedule import AttrScheduler, SchedAnneal
+from .callback.schedule import AttrScheduler
 from .layers import gumbel_softmax
 
 # %% auto #0

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch, torch.distributed as dist
 from fastcore.basics import patch, noop, store_attr
-from fastai.callback.core import Callback, CancelBatchException
+from fastai.callback.core import Callback
 from fastai.learner import Recorder, AvgSmoothLoss
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import num_distrib, to_detach

@@ -235,6 +235,17 @@ def label_map(self:SomInterpretation, y=None) -> LabelMap:
     purity = np.where(n > 0, counts.max(1) / np.maximum(n, 1), np.nan)
     return LabelMap(label.reshape(self.shape), purity.reshape(self.shape), classes)
 
+# %% ../nbs/09_interpret.ipynb #703505fc
+@patch
+def majority_label(self:SomInterpretation,
+                   x, # new rows (tensor, array or DataFrame) in the original units
+                   y=None, # labels of the interpretation's samples; default those it holds
+                  ) -> np.ndarray:
+    "The majority label of each row's best-matching unit (an object array), `None` where the unit won no labelled sample."
+    lm = self.label_map(y)
+    label = lm.label.reshape(-1)[self.learn.bmus(x).index.cpu().numpy()]
+    return np.array([lm.classes[k] if k >= 0 else None for k in label], dtype=object)
+
 # %% ../nbs/09_interpret.ipynb #bfdfe0ad
 @patch
 def plot_map(self:SomInterpretation,

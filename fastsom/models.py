@@ -8,14 +8,14 @@ import math
 import numpy as np, torch
 import torch.nn.functional as F
 from torch import nn
-from fastcore.basics import patch, store_attr
+from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.schedule import SchedExp
 from .core import as_data, seeded, check_positive
 from .layers import Topography
-from .metrics import TopographicError, unit_purity
+from .metrics import TopographicError
 from .callback.schedule import AttrScheduler
 from .learner import BMUs
 from .data import SomDataLoaders

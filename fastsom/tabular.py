@@ -13,7 +13,7 @@ from fastai.tabular.core import cont_cat_split, CategoryMap
 from fastai.torch_core import default_device
 from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_columns
 from .learner import SomLearner
-from .missing import has_missing, check_rows_present
+from .missing import has_missing
 from .interpret import SomInterpretation, _class_colors, _legend, _map_axes, draw_units
 import matplotlib.pyplot as plt
 

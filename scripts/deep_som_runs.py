@@ -1,4 +1,4 @@
-"""Deep SOM on scikit-learn's digits (8 x 8 map): every configuration of issue 4, with its numbers.
+"""Deep SOM on scikit-learn's digits (8 x 8 map): every configuration the deep SOM tutorial compares, with its numbers.
 
     python scripts/deep_som_runs.py                      # all configurations, seeds 0 1 2, 100 epochs, 1 thread
     python scripts/deep_som_runs.py --seeds 0 --threads 2
@@ -45,7 +45,7 @@ def evaluate(learn, Xte, yte):
 
 def run(name, X, y, seed, epochs, dataset='digits'):
     kwargs, targets = CONFIGS[name]
-    if dataset != 'digits': targets = {}                      # the issue's targets are for the digits
+    if dataset != 'digits': targets = {}                      # the bounds in CONFIGS are for the digits
     set_seed(seed)
     dls, Xte, yte = split_loaders(X, y, seed)
     learn = deep_som_learner(dls, map_size=(8, 8), seed=seed, **kwargs)

@@ -4,7 +4,7 @@ Usage: python scripts/defaults_table.py [--seeds 0 1 2] [--sigma-end 0.8] [--thr
 Prints a markdown table: per dataset, fastsom's QE and TE (mean and range over the seeds) and MiniSom's,
 both measured with the same functions (`fastsom.metrics`) on the same standardised data.
 """
-import argparse, time
+import argparse
 import numpy as np, torch
 from minisom import MiniSom
 from fastsom.all import som_dataloaders, som_learner, load_dataset, quantization_error, topographic_error

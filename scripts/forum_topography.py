@@ -35,7 +35,7 @@ if __name__ == '__main__':
             ('forum layer, before training', lambda: Topography.forum(outputs='fastsom', sigma=5.), a.lr, None),
             ('fastsom defaults (sheet)', fastsom, a.lr, False),
             ('fastsom defaults, init_weights(z)', fastsom, a.lr, True),
-            (f'fastsom defaults (sheet), lr x 100', fastsom, a.lr * 100, False)]
+            ('fastsom defaults (sheet), lr x 100', fastsom, a.lr * 100, False)]
     print(f'{a.steps} SGD steps, lr {a.lr}, momentum 0.9, sigma 5, 1024 codes of 128, 20 x 20 map; units used of 400 for seeds {a.seeds}')
     torch.manual_seed(a.seeds[0]); forum = Topography.forum(outputs='fastsom', sigma=5.)
     torch.manual_seed(a.seeds[0]); energy = Topography(128, height=20, width=20, normalize=True, init='normal', sigma=5.)

@@ -8,8 +8,7 @@ then builds `som_dataloaders(path, bs=8192)` (two chunked passes: the encoder, t
 memory of the child after writing the table (the baseline) and at the end: the difference must not grow
 with the number of rows.
 """
-import argparse, json, resource, subprocess, sys, tempfile
-from pathlib import Path
+import argparse, json, subprocess, sys, tempfile
 
 CHILD = r'''
 import json, resource, sys, numpy as np, pandas as pd, torch

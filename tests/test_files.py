@@ -1,5 +1,5 @@
 "Training from files on disk, read in blocks: the same map as from memory."
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pytest
 import fastcore.test as fct
 from fastsom.all import som_dataloaders, som_learner, ExactBatchMap, load_dataset
 

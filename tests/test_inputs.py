@@ -1,7 +1,7 @@
 "Bad input gets a clear error that names the problem; small and non-square maps work."
 import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
-from fastsom.all import som_dataloaders, som_learner, load_dataset, Som, AttrScheduler
+from fastsom.all import som_dataloaders, som_learner, Som, AttrScheduler
 
 X = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
 

@@ -159,7 +159,7 @@ def test_topography_is_a_som_for_the_metrics_and_pickles():
     z = torch.randn(5, 2, generator=gen(12))
     fct.test_close(topo2(z).loss, topo(z).loss)
 
-# ---- the forum's layer, written out from the description: units `lin_wts` [H*W, D] drawn normal with
+# ---- the forum's layer, written out from the forum post's description: units `lin_wts` [H*W, D] drawn normal with
 # std 1/sqrt(D) from torch's generator; forward normalises codes and units in the p_norm norm, takes the squared
 # p_norm distances, the argmin, and the squared p_norm grid distances of every unit's (row, col) to the BMU's;
 # loss = mean over samples of sum over units of exp(-grid_d2 / (2 sigma^2 + 1e-5)) * d2.

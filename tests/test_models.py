@@ -1,5 +1,5 @@
 "The deep SOM autoencoder: model, loss, learner factory, export, prototype plot, purity."
-import os, tempfile
+import tempfile
 from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
@@ -134,7 +134,7 @@ def test_purity_against_a_brute_count():
     fct.test_close(unit_purity(bmu, lab), brute)
 
 @pytest.mark.slow
-def test_hard_mode_on_digits_meets_the_issue_targets(digits):
+def test_hard_mode_on_digits_meets_the_quality_bounds(digits):
     "8 x 8 map, 100 epochs, seed 0, stratified 75 / 25 split: the numbers of scripts/deep_som_runs.py."
     X, y = digits
     Xtr, Xte, _, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
@@ -151,7 +151,7 @@ def test_hard_mode_on_digits_meets_the_issue_targets(digits):
     assert unit_purity(b, yte) >= 0.88 and normalized_mutual_info_score(yte, b) >= 0.62
     print(f"purity {unit_purity(b, yte):.3f} NMI {normalized_mutual_info_score(yte, b):.3f} units {len(np.unique(b))} TE {te:.3f}")
     # units used, measured with `python scripts/deep_som_runs.py --configs hard --seeds 0 1 2 3 4` (2026-11-30, this
-    # machine, x86_64, 1 thread): 62, 60, 60, 64, 63 (mean 61.8, sd 1.8); an Intel machine gave 59 for seed 0 (issue 14).
+    # machine, x86_64, 1 thread): 62, 60, 60, 64, 63 (mean 61.8, sd 1.8); an Intel machine gave 59 for seed 0.
     # A different processor rounds differently and the run drifts like another seed: the bound is mean - 3 sd.
     # Purity (0.898-0.938), NMI (0.662-0.684) and TE (0.080-0.107) keep their bounds, met by every seed.
     assert len(np.unique(b)) >= 56 and te <= 0.15, (len(np.unique(b)), te)

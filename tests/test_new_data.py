@@ -1,5 +1,5 @@
 "New data is matched to the training columns: by name for a DataFrame, by position for an array; a seed repeats mini-batch runs."
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 import fastcore.test as fct
 from fastsom.all import *
 from fastai.learner import load_learner

@@ -1,7 +1,7 @@
 "Every Python block of the README runs as written (in a fresh folder, with fastsom.all imported as the quick start does)."
 import re, time
 from pathlib import Path
-import numpy as np, pytest, torch
+import numpy as np, pytest
 import matplotlib.pyplot as plt
 
 README = Path(__file__).parent.parent / 'README.md'

@@ -1,5 +1,5 @@
 "Export/load_learner and save/load round-trip to identical BMUs, with string and callable choices."
-import numpy as np, pytest, torch
+import pytest, torch
 import fastcore.test as fct
 from fastai.learner import load_learner
 from fastsom.all import som_dataloaders, som_learner, load_dataset, manhattan, bubble, lp

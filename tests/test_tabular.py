@@ -1,6 +1,6 @@
 "Real tables: mixed and incomplete DataFrames train, search, impute, export and decode; bad tables get clear errors."
 import warnings
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pandas as pd, pytest
 import fastcore.test as fct
 from fastai.learner import load_learner
 from fastsom.all import som_dataloaders, som_learner, load_dataset, SomInterpretation

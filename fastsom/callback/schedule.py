@@ -8,7 +8,7 @@ import torch
 from fastcore.basics import store_attr
 from ..core import check_choice
 from fastai.callback.core import Callback
-from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin, SchedCos, combine_scheds
+from fastai.callback.schedule import ParamScheduler, SchedExp
 
 # %% auto #0
 __all__ = ['ANNEAL_MODES', 'FromCurrent', 'schedule_pct', 'AttrScheduler', 'SchedAnneal']
