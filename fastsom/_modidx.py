@@ -548,4 +548,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'fastsom.supervised.target_dataloaders': ( 'supervised.html#target_dataloaders',
                                                                                'fastsom/supervised.py'),
                                     'fastsom.supervised.target_rows': ('supervised.html#target_rows', 'fastsom/supervised.py'),
-                                    'fastsom.supervised.target_table': ('supervised.html#target_table', 'fastsom/supervised.py')}}}
+                                    'fastsom.supervised.target_table': ('supervised.html#target_table', 'fastsom/supervised.py'),
+                                    'fastsom.supervised.xyf_rows': ('supervised.html#xyf_rows', 'fastsom/supervised.py'),
+                                    'fastsom.supervised.xyf_targets': ('supervised.html#xyf_targets', 'fastsom/supervised.py')}}}

@@ -21,9 +21,10 @@ from .learner import SomLearner, BMUs, som_learner
 
 # %% auto #0
 __all__ = ['SUPERVISED', 'missing_targets', 'known_labels', 'one_hot_labels', 'smoothed_unit_means', 'MapReadout', 'target_table',
-           'TargetBlock', 'as_probabilities', 'feature_som', 'supervised_method', 'split_targets', 'target_columns',
-           'target_rows', 'TargetDataLoader', 'TargetDataLoaders', 'target_dataloaders', 'SupervisedSom',
-           'SupervisedLoss', 'TargetTraining', 'SupervisedSomLearner', 'supervised_learner']
+           'TargetBlock', 'as_probabilities', 'xyf_rows', 'xyf_targets', 'feature_som', 'supervised_method',
+           'split_targets', 'target_columns', 'target_rows', 'TargetDataLoader', 'TargetDataLoaders',
+           'target_dataloaders', 'SupervisedSom', 'SupervisedLoss', 'TargetTraining', 'SupervisedSomLearner',
+           'supervised_learner']
 
 # %% ../nbs/15_supervised.ipynb #349b8847
 def missing_targets(y) -> np.ndarray:
@@ -147,6 +148,22 @@ def as_probabilities(scores:torch.Tensor) -> torch.Tensor:
     total = s.sum(1, keepdim=True)
     return torch.where(total > 0, s / total.clamp(min=1e-300), 1. / s.shape[1])
 
+def xyf_rows(x:torch.Tensor, # standardised features, [N, D]
+             t:torch.Tensor, # their targets as `target_table` gives them, [N, C or T]
+             block:TargetBlock, # the scaling of the target block
+            ) -> torch.Tensor:
+    "The rows an xyf map trains on: the features, then the target block, on `x`'s device and dtype."
+    return torch.cat([x, block.encode(t.cpu()).to(x)], 1)
+
+def xyf_targets(som:Som, # a map trained on `xyf_rows`
+                n_features:int, # number of features (the codebook's first columns)
+                block:TargetBlock, # the scaling of the target block
+                classes:bool, # whether the targets are classes (one-hot columns)
+               ) -> torch.Tensor:
+    "Every unit's targets from its target block, `[n_units, C or T]` float64: class probabilities, or values."
+    table = block.decode(som.weight.detach().cpu()[:, n_features:])
+    return as_probabilities(table) if classes else table
+
 def feature_som(som:Som, n_features:int) -> Som:
     "A map of the first `n_features` columns of `som`'s codebook: the search of an xyf map on new rows."
     sub = Som(n_features, som.map_size, som.grid.topology, som.grid.toroidal, som.distance, som.neighborhood, som.sigma,
@@ -188,7 +205,7 @@ def split_targets(data, # a DataFrame (with `y_names`), or any table (with `y`)
     unknown = [n for n in names if n not in data.columns]
     if unknown: raise ValueError(f"y_names {unknown} are not columns of the data; its columns are {[str(c) for c in data.columns][:20]}")
     target = data[names[0]] if len(names) == 1 else data[names]
-    return data.drop(columns=names), target.to_numpy(), [str(n) for n in names]
+    return data.drop(columns=names), np.ascontiguousarray(target.to_numpy()), [str(n) for n in names]
 
 def target_columns(y, # targets: class labels or numbers, missing ones allowed
                    classes:np.ndarray|None, # the vocabulary of class labels; None for numbers
@@ -323,9 +340,7 @@ class SupervisedSom(nn.Module):
 
     def unit_targets(self) -> torch.Tensor:
         "Every unit's class probabilities or values, `[n_units, C or T]` float64: the target block (xyf) or the read-out table."
-        if self.block is None: return self.table
-        table = self.block.decode(self.som.weight.detach().cpu()[:, self.n_inputs:])
-        return as_probabilities(table) if self.classes is not None else table
+        return self.table if self.block is None else xyf_targets(self.som, self.n_inputs, self.block, self.classes is not None)
 
     def readout(self) -> MapReadout:
         "The units' targets as a `MapReadout` (look-ups at BMUs, most probable classes)."
@@ -371,7 +386,7 @@ class TargetTraining(Callback):
         x, model = self.xb[0], self.learn.model
         if model.block is not None:
             t, _ = target_rows(self.yb[0], None if model.classes is None else len(model.classes))
-            x = torch.cat([x, model.block.encode(t.cpu()).to(x)], 1)
+            x = xyf_rows(x, t, model.block)
         self.learn.xb, self.learn.yb = (x,), (x,)
 
     def read_out(self):
@@ -432,7 +447,7 @@ def supervised_learner(dls:TargetDataLoaders, # from `som_dataloaders(..., y_nam
     t, known = target_rows(y, n_classes)
     method = supervised_method(supervised, n_classes is not None, known.cpu().numpy())
     block = TargetBlock.from_targets(t.cpu(), x.shape[1], target_weight, standardize=n_classes is None) if method == 'xyf' else None
-    rows = x if block is None else torch.cat([x, block.encode(t.cpu()).to(x)], 1)
+    rows = x if block is None else xyf_rows(x, t, block)
     map_dls = SomDataLoaders(SomDataLoader(rows, bs=dls.train.bs, drop_last=dls.train.drop_last), SomDataLoader(rows[:0]),
                              path=dls.path, device=dls.device)
     default_cbs = kwargs.pop('default_cbs', True)
