@@ -12,12 +12,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data, check_array, column_or_1d
 from fastai.callback.core import Callback, CancelValidException
 from .core import seeded
-from .data import Standardize, SomDataLoader, SomDataLoaders, som_dataloaders
-from .loss import SomLoss
+from .data import Standardize, som_dataloaders
 from .learner import SomLearner, som_learner
 from .interpret import SomInterpretation
 from .supervised import (missing_targets, known_labels, target_table, smoothed_unit_means, MapReadout, TargetBlock,
-                         feature_som, supervised_method, xyf_rows, xyf_targets)
+                         feature_som, feature_learner, supervised_method, xyf_rows, xyf_targets)
 from .cluster import cluster_map, CLUSTER_METHODS
 
 # %% auto #0
@@ -83,9 +82,7 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         x = self._encode(X)
         learn = self.learn_
         if self.search_som_ is not learn.som:  # xyf: a learner that sees the feature block alone
-            dl = SomDataLoader(torch.zeros(0, self.n_features_in_), self.scaler_, bs=1)
-            learn = SomLearner(SomDataLoaders(dl, dl.new(), feature_names=self._feature_names()), self.search_som_,
-                               loss_func=SomLoss(self.search_som_), metrics=[])
+            learn = feature_learner(self.search_som_, self.scaler_, self._feature_names())
         return SomInterpretation(learn, x, y)
 
     def _feature_names(self) -> list:

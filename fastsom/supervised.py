@@ -12,7 +12,7 @@ from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.metrics import accuracy, rmse
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, display_df
 from .core import as_data
 from .som import Som
 from .loss import SomLoss
@@ -21,10 +21,10 @@ from .learner import SomLearner, BMUs, som_learner
 
 # %% auto #0
 __all__ = ['SUPERVISED', 'missing_targets', 'known_labels', 'one_hot_labels', 'smoothed_unit_means', 'MapReadout', 'target_table',
-           'TargetBlock', 'as_probabilities', 'xyf_rows', 'xyf_targets', 'feature_som', 'supervised_method',
-           'split_targets', 'target_columns', 'target_rows', 'TargetDataLoader', 'TargetDataLoaders',
-           'target_dataloaders', 'SupervisedSom', 'SupervisedLoss', 'TargetTraining', 'SupervisedSomLearner',
-           'supervised_learner']
+           'TargetBlock', 'as_probabilities', 'xyf_rows', 'xyf_targets', 'feature_learner', 'feature_som',
+           'supervised_method', 'split_targets', 'target_columns', 'target_rows', 'TargetDataLoader',
+           'TargetDataLoaders', 'target_dataloaders', 'SupervisedSom', 'SupervisedLoss', 'TargetTraining',
+           'SupervisedSomLearner', 'supervised_learner']
 
 # %% ../nbs/15_supervised.ipynb #349b8847
 def missing_targets(y) -> np.ndarray:
@@ -164,6 +164,14 @@ def xyf_targets(som:Som, # a map trained on `xyf_rows`
     table = block.decode(som.weight.detach().cpu()[:, n_features:])
     return as_probabilities(table) if classes else table
 
+def feature_learner(som:Som, # a map of the features (see `feature_som`)
+                    normalizer:Standardize|None, # the standardisation of the features
+                    feature_names:list|None=None, # their names; None for data without names
+                   ) -> SomLearner:
+    "A `SomLearner` without data for `som`: BMUs of new rows in the data's units, and `SomInterpretation`."
+    dl = SomDataLoader(torch.zeros(0, som.n_features), normalizer, bs=1)
+    return SomLearner(SomDataLoaders(dl, dl.new(), feature_names=feature_names), som, loss_func=SomLoss(som), metrics=[])
+
 def feature_som(som:Som, n_features:int) -> Som:
     "A map of the first `n_features` columns of `som`'s codebook: the search of an xyf map on new rows."
     sub = Som(n_features, som.map_size, som.grid.topology, som.grid.toroidal, som.distance, som.neighborhood, som.sigma,
@@ -266,6 +274,12 @@ class TargetDataLoaders(SomDataLoaders):
     def vocab(self): return self.classes
     @property
     def c(self): return len(self.classes) if self.classes is not None else self.train.n_targets
+
+    def decode_targets(self, y:torch.Tensor) -> np.ndarray:
+        "A batch's targets as the data had them: class labels (None where unlabelled), or values."
+        y = y.cpu().numpy()
+        if self.classes is None: return y
+        return np.where(y >= 0, self.classes[y.clip(min=0)], None)
 
     def test_dl(self, x, bs:int|None=None, **kwargs) -> TargetDataLoader:
         "A loader of new rows `x`, in order; with their targets when `x` is a DataFrame that has the target columns."
@@ -427,9 +441,27 @@ class SupervisedSomLearner(SomLearner):
         else: res = (p.item() if len(p) == 1 else p.tolist()), p, p
         return (inp[0], *res) if with_input else res
 
-    def show_results(self, *args, **kwargs):
-        "Not for supervised maps yet: use `get_preds` and the label map of `SomInterpretation`."
-        raise NotImplementedError("show_results is not available for a supervised map; use learn.get_preds(with_input=True)")
+    def show_results(self, ds_idx:int=1, dl=None, max_n:int=9, shuffle:bool=True, show:bool=True) -> pd.DataFrame:
+        "A table of `max_n` rows (in the data's units) with their targets (when the loader has them) and the predictions."
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
+        b = [t[:max_n] for t in dl.one_batch()]
+        self.model.eval()
+        with torch.no_grad(): p = self.model(b[0]).cpu()
+        df = pd.DataFrame(self.dls.decode(b[0]).cpu().numpy(), columns=self.dls.feature_names)
+        if self.dls.classes is not None:
+            name = self.dls.target_names[0]
+            if len(b) > 1: df[name] = self.dls.decode_targets(b[1])
+            df[f'{name}_pred'], df['probability'] = self.dls.classes[p.argmax(1).numpy()], p.max(1).values.numpy()
+        else:
+            for i, name in enumerate(self.dls.target_names):
+                if len(b) > 1: df[name] = b[1][:, i].cpu().numpy()
+                df[f'{name}_pred'] = p[:, i].numpy()
+        if show: display_df(df)
+        return df
+
+    def feature_learner(self) -> SomLearner:
+        "This map seen on the features alone (an xyf map without its target block), e.g. for `SomInterpretation`."
+        return feature_learner(self.model.search_som(), self.dls.normalizer, self.dls.feature_names if self.dls.named else None)
 
 def _default_metrics(classes) -> list: return [accuracy] if classes is not None else [rmse]
 

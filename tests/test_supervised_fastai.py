@@ -125,3 +125,15 @@ def test_unsupervised_learner_unchanged():
     assert type(learn) is SomLearner
     pos, idx, w = learn.predict(X.iloc[0])
     fct.test_eq(idx, learn.bmus(X.iloc[[0]]).index[0])
+
+def test_show_results_and_interpretation_of_an_xyf_map():
+    df = _iris()
+    learn = _fit(som_dataloaders(df, y_names='species', valid_pct=0.2, seed=0, device='cpu'), epochs=5)
+    assert learn.model.block is not None
+    res = learn.show_results(max_n=5, show=False)
+    fct.test_eq(list(res.columns), [*learn.dls.feature_names, 'species', 'species_pred', 'probability'])
+    fct.test_eq(len(res), 5); assert set(res.species_pred) <= set(SPECIES)
+    X = df.drop(columns='species')
+    fct.test_eq(learn.codebook().shape, (64, 4))  # the features' columns, without the target block
+    interp = SomInterpretation.from_learner(learn.feature_learner(), x=X, y=df.species)
+    fct.test_eq(interp.bmu, learn.bmus(X).index)
