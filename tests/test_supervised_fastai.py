@@ -137,3 +137,11 @@ def test_show_results_and_interpretation_of_an_xyf_map():
     fct.test_eq(learn.codebook().shape, (64, 4))  # the features' columns, without the target block
     interp = SomInterpretation.from_learner(learn.feature_learner(), x=X, y=df.species)
     fct.test_eq(interp.bmu, learn.bmus(X).index)
+
+def test_decoded_predictions_and_per_row_losses():
+    df = _iris()
+    learn = _fit(som_dataloaders(df, y_names='species', valid_pct=0.2, seed=0, device='cpu'), epochs=5)
+    with learn.no_bar(): probs, targs, decoded, losses = learn.get_preds(with_decoded=True, with_loss=True)
+    fct.test_eq(decoded, probs.argmax(1))
+    fct.test_close(losses, -probs[torch.arange(len(targs)), targs].clamp(min=1e-7).log())  # cross-entropy of each row
+    with learn.no_bar(): fct.test_close(learn.validate()[0], losses.mean())
