@@ -523,6 +523,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'fastsom/supervised.py'),
                                     'fastsom.supervised.TargetDataLoaders.new_empty': ( 'supervised.html#targetdataloaders.new_empty',
                                                                                         'fastsom/supervised.py'),
+                                    'fastsom.supervised.TargetDataLoaders.show_batch': ( 'supervised.html#targetdataloaders.show_batch',
+                                                                                         'fastsom/supervised.py'),
                                     'fastsom.supervised.TargetDataLoaders.test_dl': ( 'supervised.html#targetdataloaders.test_dl',
                                                                                       'fastsom/supervised.py'),
                                     'fastsom.supervised.TargetDataLoaders.vocab': ( 'supervised.html#targetdataloaders.vocab',

@@ -205,8 +205,11 @@ def split_targets(data, # a DataFrame (with `y_names`), or any table (with `y`)
     if y is not None:
         y = y.cpu().numpy() if torch.is_tensor(y) else y
         if len(y) != len(data): raise ValueError(f"y has {len(y)} rows but the data has {len(data)}; give one target per row")
-        name = getattr(y, 'name', None)
-        return data, np.asarray(y), [str(name) if name is not None else 'target']
+        arr = np.ascontiguousarray(y)
+        if isinstance(y, pd.DataFrame): names = [str(c) for c in y.columns]
+        elif arr.ndim == 2: names = [f'target{i}' for i in range(arr.shape[1])]
+        else: names = [str(y.name) if getattr(y, 'name', None) is not None else 'target']
+        return data, arr, names
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"y_names picks columns of a DataFrame, but the data is a {type(data).__name__}; pass the targets as y=")
     names = list(y_names) if isinstance(y_names, (list, tuple)) else [y_names]
@@ -280,6 +283,16 @@ class TargetDataLoaders(SomDataLoaders):
         y = y.cpu().numpy()
         if self.classes is None: return y
         return np.where(y >= 0, self.classes[y.clip(min=0)], None)
+
+    def show_batch(self, b=None, max_n:int=9, ds_idx:int=0, show:bool=True) -> pd.DataFrame:
+        "The first `max_n` rows of a batch (default: one of `self[ds_idx]`) in the data's original units, with their targets."
+        b = self[ds_idx].one_batch() if b is None else b
+        df = super().show_batch(b, max_n, show=False)
+        if len(b) > 1:
+            y = self.decode_targets(b[1][:max_n])
+            for i, name in enumerate(self.target_names): df[name] = y if y.ndim == 1 else y[:, i]
+        if show: display_df(df)
+        return df
 
     def test_dl(self, x, bs:int|None=None, **kwargs) -> TargetDataLoader:
         "A loader of new rows `x`, in order; with their targets when `x` is a DataFrame that has the target columns."

@@ -145,3 +145,13 @@ def test_decoded_predictions_and_per_row_losses():
     fct.test_eq(decoded, probs.argmax(1))
     fct.test_close(losses, -probs[torch.arange(len(targs)), targs].clamp(min=1e-7).log())  # cross-entropy of each row
     with learn.no_bar(): fct.test_close(learn.validate()[0], losses.mean())
+
+def test_two_numeric_targets_given_beside_the_data():
+    X, _ = load_dataset('iris')
+    y = X[['petal length (cm)', 'petal width (cm)']].to_numpy()
+    dls = som_dataloaders(X.iloc[:, :2].to_numpy(), y=y, valid_pct=0.2, seed=0, device='cpu')
+    fct.test_eq(dls.target_names, ['target0', 'target1'])
+    fct.test_eq(list(dls.show_batch(max_n=2, show=False).columns), ['x0', 'x1', 'target0', 'target1'])
+    learn = _fit(dls, epochs=5, map_size=(4, 4))
+    fct.test_eq(learn.model.readout().predict(learn.bmus(X.iloc[:3, :2].to_numpy()).index).shape, (3, 2))
+    fct.test_eq(list(learn.show_results(max_n=2, show=False).columns[-4:]), ['target0', 'target0_pred', 'target1', 'target1_pred'])
