@@ -182,7 +182,6 @@ def feature_som(som:Som, n_features:int) -> Som:
 # %% ../nbs/15_supervised.ipynb #58ceef2f
 SUPERVISED = ('auto', 'xyf', 'readout')
 
-#| export
 def supervised_method(supervised:str, # 'auto', 'xyf' or 'readout'
                       xyf_when_labelled:bool, # whether 'auto' trains xyf when every row is labelled
                       known:np.ndarray, # which training rows are labelled
