@@ -168,11 +168,11 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
                 lr:float=1., # learning rate; 1 is the undamped batch map
                 opt_func=SGD, # plain SGD: with lr=1 each step is the batch map
-                metrics=None, # default: quantization and topographic error
+                metrics=None, # default: quantization and topographic error (with targets: accuracy or rmse)
                 cbs=None, # more callbacks
                 seed:int|None=None, # seed of the initialisation and of the mini-batches' shuffling
                 **kwargs) -> SomLearner:
-    "A `SomLearner` for a new SOM on the data of `dls`."
+    "A `SomLearner` for a new SOM on the data of `dls` (a `SupervisedSomLearner` when `dls` has targets)."
     if hasattr(dls, 'target_names'):  # labels or values beside the features: a supervised map (`fastsom.supervised`)
         args = {k: v for k, v in locals().items() if k not in ('dls', 'kwargs')}
         from .supervised import supervised_learner
