@@ -10,7 +10,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin, SchedCos, combine_scheds
 
 # %% auto #0
-__all__ = ['FromCurrent', 'schedule_pct', 'AttrScheduler']
+__all__ = ['ANNEAL_MODES', 'FromCurrent', 'schedule_pct', 'AttrScheduler', 'SchedAnneal']
 
 # %% ../../nbs/07_callback.schedule.ipynb #b6ff6a0b
 class FromCurrent:
@@ -67,7 +67,7 @@ class AttrScheduler(Callback):
         if self.per_epoch: self.set_values(schedule_pct(self.epoch, self.n_epoch))
     def before_batch(self):
         "Set this batch's values: the fit's first batch at the schedule's start, its last batch at its end."
-        if not self.per_epoch: self.set_values(schedule_pct(self.train_iter, self.n_epoch * self.n_iter))
+        if not self.per_epoch: self.set_values(schedule_pct(self.epoch * self.n_iter + self.iter, self.n_epoch * self.n_iter))
 
     def after_batch(self):
         "Check nothing else changed the values, and record them with the learning rate."
@@ -83,3 +83,53 @@ class AttrScheduler(Callback):
         self.learn.recorder.hps = {**hps, **{n: v for n, v in self.hps.items() if n != 'lr'}}
 
     def __repr__(self): return f"AttrScheduler({', '.join(self.scheds)})"
+
+# %% ../../nbs/07_callback.schedule.ipynb #4135fa93
+ANNEAL_MODES = ('exp', 'linear')
+
+class SchedAnneal:
+    "`start` until `pct_start`, then annealed to `end` at `pct_end` ('exp' or 'linear'), frozen from `pct_stop` on."
+    def __init__(self,
+                 start:float, # value during the warm-up
+                 end:float, # value reached at `pct_end`
+                 mode:str='exp', # 'exp' (geometric) or 'linear'
+                 pct_start:float=0., # end of the warm-up
+                 pct_end:float=1., # where the annealing reaches `end` (the value stays there after)
+                 pct_stop:float|None=None, # freeze the value reached at this point; None: never
+                ):
+        if mode not in ANNEAL_MODES: raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(map(repr, ANNEAL_MODES))}")
+        if mode == 'exp' and not (start > 0 and end > 0): raise ValueError(f"exponential annealing needs positive values, got start={start}, end={end}")
+        if not 0 <= pct_start < pct_end: raise ValueError(f"need 0 <= pct_start < pct_end, got pct_start={pct_start}, pct_end={pct_end}")
+        if pct_stop is not None and not pct_stop >= pct_start: raise ValueError(f"pct_stop ({pct_stop}) must not come before pct_start ({pct_start})")
+        self.start, self.end, self.mode, self.pct_start, self.pct_end, self.pct_stop = start, end, mode, pct_start, pct_end, pct_stop
+
+    def __call__(self, pct:float) -> float:
+        if self.pct_stop is not None: pct = min(pct, self.pct_stop)
+        frac = min(max((pct - self.pct_start) / (self.pct_end - self.pct_start), 0.), 1.)
+        if self.mode == 'exp': return self.start * (self.end / self.start) ** frac
+        return self.start + (self.end - self.start) * frac
+
+    def __repr__(self):
+        return (f"SchedAnneal({self.start:g} -> {self.end:g}, {self.mode}, pct_start={self.pct_start:g}, "
+                f"pct_end={self.pct_end:g}, pct_stop={self.pct_stop})")
+
+# %% ../../nbs/07_callback.schedule.ipynb #c1bac6f3
+from fastcore.basics import patch
+
+@patch(cls_method=True)
+def from_epochs(cls:SchedAnneal,
+                n_epoch:int, # epochs of the fit
+                start:float, # value during the warm-up
+                end:float, # value at the end of the annealing
+                stop_anneal:int=0, # epochs of annealing after which the value is frozen; 0: anneal to the end
+                warmup_epochs:int=0, # epochs at `start` first
+                mode:str='exp', # 'exp' or 'linear'
+                ) -> SchedAnneal:
+    "The schedule of `pct` whose per-epoch values follow a description in epochs."
+    if not (isinstance(n_epoch, int) and n_epoch > warmup_epochs + 1 >= 1):
+        raise ValueError(f"need n_epoch > warmup_epochs + 1, got n_epoch={n_epoch}, warmup_epochs={warmup_epochs}")
+    if not stop_anneal >= 0: raise ValueError(f"stop_anneal must be 0 or more, got {stop_anneal}")
+    last = n_epoch - 1  # `schedule_pct(epoch - 1, n_epoch)` is (epoch - 1) / last
+    pct_end = 1. if mode == 'exp' else n_epoch / last
+    pct_stop = (warmup_epochs + stop_anneal) / last if stop_anneal > 0 else None
+    return cls(start, end, mode, warmup_epochs / last, pct_end, pct_stop)
