@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder, AvgLoss
-from fastai.torch_core import display_df
+from fastai.torch_core import display_df, rank_distrib
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
@@ -110,6 +110,7 @@ class SomLearner(Learner):
 
     def export(self, fname='export.pkl', **kwargs):
         "Export for inference (like `Learner.export`), atomically."
+        if rank_distrib(): return  # in a distributed run, process 0 writes (as fastai's `export`)
         dest = Path(self.path / fname).absolute()
         tmp = dest.with_name(f'.{dest.name}.tmp')
         try:
