@@ -155,3 +155,11 @@ def test_two_numeric_targets_given_beside_the_data():
     learn = _fit(dls, epochs=5, map_size=(4, 4))
     fct.test_eq(learn.model.readout().predict(learn.bmus(X.iloc[:3, :2].to_numpy()).index).shape, (3, 2))
     fct.test_eq(list(learn.show_results(max_n=2, show=False).columns[-4:]), ['target0', 'target0_pred', 'target1', 'target1_pred'])
+
+def test_float_labels_with_gaps_as_classes():
+    X, y = load_dataset('iris')
+    labels = y.astype(float); labels[::3] = np.nan  # pandas turns integer labels with gaps into floats
+    dls = som_dataloaders(X.assign(label=labels), y_names='label', classes=True, seed=0, device='cpu')
+    fct.test_eq(list(dls.vocab), [0., 1., 2.])
+    fct.test_eq((dls.train.one_batch()[1] < 0).sum(), 50)
+    fct.test_eq(som_dataloaders(X.assign(label=labels), y_names='label', seed=0, device='cpu').vocab, None)  # floats: numbers
