@@ -137,8 +137,9 @@ def _fingerprint(rows, n:int=64) -> torch.Tensor:
     "Sizes and two weighted sums of `n` evenly spread rows: equal on processes that hold the same data."
     idx = torch.linspace(0, len(rows) - 1, min(n, len(rows))).round().long()
     x = rows[idx].double().cpu()
-    w = torch.arange(1., len(x) + 1, dtype=torch.float64)[:, None]
-    return torch.tensor([len(rows), x.shape[1], x.sum(), (w * x).sum()], dtype=torch.float64)
+    gaps = torch.isnan(x)
+    x, w = x.nan_to_num(), torch.arange(1., len(x) + 1, dtype=torch.float64)[:, None]  # missing cells count by where they are
+    return torch.tensor([len(rows), x.shape[1], x.sum(), (w * x).sum(), (w * gaps).sum()], dtype=torch.float64)
 
 def _device(model) -> torch.device: return next(model.parameters()).device
 
