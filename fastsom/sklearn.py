@@ -217,7 +217,7 @@ class SomClusterer(ClusterMixin, _SomEstimator):
                  topology:str='rectangular', # 'rectangular' or 'hexagonal'
                  toroidal:bool=False, # wrap the grid around both edges
                  sigma:float|None=None, # starting radius; default half the longer side of the map
-                 sigma_end:float=0.75, # final radius (see The final radius, above)
+                 sigma_end:float=0.5, # final radius (0.5 clusters the classes best: see The final radius, above)
                  init:str='pca', # 'pca', 'samples' or 'random'
                  device=None, # where to train; default the GPU if there is one
                  random_state=None, # int for repeatable fits (and the seed of k-means)
