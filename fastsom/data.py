@@ -257,7 +257,7 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
     "Unsupervised `DataLoaders` of the rows of `data`; with `y_names` or `y`, supervised ones (`target_dataloaders`)."
     if y_names is not None or y is not None:  # labels or values beside the features
         from .supervised import target_dataloaders
-        return target_dataloaders(data, y_names, y, classes, valid_pct, bs, normalize, seed, device)
+        return target_dataloaders(data, y_names, y, classes, valid_pct, bs, normalize, seed, device, **table_kwargs)
     from fastsom.tabular import is_table, table_dataloaders  # `tabular` builds on this module, so it is imported here
     if table_kwargs or is_table(data): return table_dataloaders(data, valid_pct, bs, seed, device, normalize=normalize, folder=folder, **table_kwargs)
     if isinstance(data, (str, Path)): return _file_dataloaders(data, valid_pct, bs, normalize, device, folder)

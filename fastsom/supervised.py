@@ -18,13 +18,14 @@ from .som import Som
 from .loss import SomLoss
 from .data import Standardize, SomDataLoader, SomDataLoaders, _split
 from .learner import SomLearner, BMUs, som_learner
+from .tabular import TableEncoder, TableDataLoaders, is_table
 
 # %% auto #0
 __all__ = ['SUPERVISED', 'missing_targets', 'known_labels', 'one_hot_labels', 'smoothed_unit_means', 'MapReadout', 'target_table',
            'TargetBlock', 'as_probabilities', 'xyf_rows', 'xyf_targets', 'feature_learner', 'feature_som',
            'supervised_method', 'split_targets', 'target_columns', 'target_rows', 'TargetDataLoader',
-           'TargetDataLoaders', 'target_dataloaders', 'SupervisedSom', 'SupervisedLoss', 'TargetTraining',
-           'SupervisedSomLearner', 'supervised_learner']
+           'TargetDataLoaders', 'table_encoder', 'TableTargetDataLoaders', 'target_dataloaders', 'SupervisedSom',
+           'SupervisedLoss', 'TargetTraining', 'SupervisedSomLearner', 'supervised_learner']
 
 # %% ../nbs/15_supervised.ipynb #349b8847
 def missing_targets(y) -> np.ndarray:
@@ -310,8 +311,39 @@ class TargetDataLoaders(SomDataLoaders):
         return type(self)(*loaders, target_names=self.target_names, classes=self.classes,
                           feature_names=self.feature_names if self.named else None, path=self.path, device=self.device)
 
+# %% ../nbs/15_supervised.ipynb #5e7a1c3d
+def _as_table(features) -> pd.DataFrame:
+    "Features as a DataFrame: a DataFrame as it is, an array or tensor with columns `x0`, `x1`, ..."
+    if isinstance(features, pd.DataFrame): return features
+    arr = np.asarray(features.cpu() if torch.is_tensor(features) else features)
+    return pd.DataFrame(arr, columns=[f'x{i}' for i in range(arr.shape[1])])
+
+def table_encoder(features, # the features: a mixed or incomplete DataFrame, or an array with NaN cells
+                  train_idx:torch.Tensor, # the training rows, whose statistics and categories the encoder learns
+                  normalize:bool=True, # standardise continuous columns
+                  **kwargs, # cat_names, cont_names, weights, max_card (see `TableEncoder.from_df`)
+                 ) -> TableEncoder:
+    "The `TableEncoder` of the training rows of `features`: the table path of `fastsom.tabular`, beside targets."
+    return TableEncoder.from_df(_as_table(features).iloc[train_idx.numpy()], normalize=normalize, **kwargs)
+
+class TableTargetDataLoaders(TargetDataLoaders):
+    "`TargetDataLoaders` of a table's encoded rows (categories one-hot, missing cells NaN): new rows are read by its `TableEncoder`."
+    def __init__(self, *loaders, encoder:TableEncoder, target_names:list, classes:np.ndarray|None=None, path='.', device=None):
+        super().__init__(*loaders, target_names=target_names, classes=classes, feature_names=encoder.feature_names, path=path, device=device)
+        self.encoder = encoder
+
+    _table, decode, decode_df = TableDataLoaders._table, TableDataLoaders.decode, TableDataLoaders.decode_df
+    def as_data(self, x) -> torch.Tensor:
+        "New rows (a DataFrame with the training columns; more columns are ignored) encoded like the training rows."
+        return self.encoder.transform(self._table(x))
+
+    def new_empty(self):
+        "The same loaders without their data, for `Learner.export`."
+        return type(self)(*[dl.new(dl.dataset[:0]) for dl in self.loaders], encoder=self.encoder, target_names=self.target_names,
+                          classes=self.classes, path=self.path, device=self.device)
+
 # %% ../nbs/15_supervised.ipynb #7a54e2f6
-def target_dataloaders(data, # a DataFrame or any in-memory table `as_data` reads
+def target_dataloaders(data, # a DataFrame (numeric, or mixed and incomplete), or an array
                        y_names=None, # the target column(s) of `data`
                        y=None, # or the targets beside `data`
                        classes:bool|None=None, # treat the targets as classes; default: classes unless they are floats
@@ -320,30 +352,34 @@ def target_dataloaders(data, # a DataFrame or any in-memory table `as_data` read
                        normalize:bool=True, # standardise the features with the training split's statistics
                        seed:int|None=None, # seed of the split and of the shuffling
                        device=None, # where batches go; default the GPU if there is one
+                       **table_kwargs, # a table: cat_names, cont_names, weights, max_card (see `fastsom.tabular.table_dataloaders`)
                       ) -> TargetDataLoaders:
     "`DataLoaders` of features with their labels or numeric targets; unlabelled rows (missing targets) train the features only."
     if isinstance(data, (str, Path)):
         raise ValueError("targets need the table in memory: read the file (pd.read_csv, pd.read_parquet) and pass the DataFrame")
     features, y, target_names = split_targets(data, y_names, y)
-    names = [str(c) for c in features.columns] if isinstance(features, pd.DataFrame) else None
-    x = as_data(features)
     _, known, vocab = target_table(y, classes)
     if vocab is not None and len(vocab) < 2:
         raise ValueError(f"the labelled rows have only one class ({vocab[0]!r}); a classifier needs at least two")
     labelled, unlabelled = torch.as_tensor(known.nonzero()[0]), torch.as_tensor((~known).nonzero()[0])
     train_idx, valid_idx = _split(len(labelled), valid_pct, seed)
     train_idx, valid_idx = torch.cat([labelled[train_idx], unlabelled]).sort().values, labelled[valid_idx]
+    enc = table_encoder(features, train_idx, normalize, **table_kwargs) if table_kwargs or is_table(features) else None
+    x = as_data(features) if enc is None else enc.transform(_as_table(features))
     rows = torch.cat([x, target_columns(y, vocab).float()], 1)
     train, valid = rows[train_idx], rows[valid_idx]
     if bs is None: bs = len(train)
     if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
     device = default_device() if device is None else torch.device(device)
     if bs >= len(train): train, valid = train.to(device), valid.to(device)
-    norm = Standardize.from_data(train[:, :x.shape[1]]) if normalize else None
+    norm = Standardize.from_data(train[:, :x.shape[1]]) if normalize and enc is None else None  # a table: the encoder's
     kw = dict(normalizer=norm, n_targets=rows.shape[1] - x.shape[1], n_classes=None if vocab is None else len(vocab), bs=bs)
     train_dl = TargetDataLoader(train, shuffle=bs < len(train), seed=seed, **kw)
     valid_dl = TargetDataLoader(valid, shuffle=False, **kw)
-    return TargetDataLoaders(train_dl, valid_dl, target_names=target_names, classes=vocab, feature_names=names, device=device)
+    kw = dict(target_names=target_names, classes=vocab, device=device)
+    if enc is not None: return TableTargetDataLoaders(train_dl, valid_dl, encoder=enc, **kw)
+    names = [str(c) for c in features.columns] if isinstance(features, pd.DataFrame) else None
+    return TargetDataLoaders(train_dl, valid_dl, feature_names=names, **kw)
 
 # %% ../nbs/15_supervised.ipynb #2b800dd8
 class SupervisedSom(nn.Module):

@@ -5,7 +5,7 @@ scikit-learn estimator on the same data.
     python scripts/supervised_fastai_runs.py --part valid  # valid or cv (comma-separated)
 
 valid: fastai's `accuracy` on the validation split (valid_pct=0.2, seeds 0, 1, 2) after 30 epochs, the map sized as
-`SomClassifier`'s 'auto' (`auto_map_size` of the training rows), final radius 0.5, xyf (every row labelled).
+`SomClassifier`'s 'auto' (`auto_map_size` of the training rows), `SomClassifier`'s final radius, xyf (every row labelled).
 cv: 5-fold stratified cross-validation (seed 0, the folds of scripts/supervised_runs.py), each fold trained through
 `som_learner` with the seed `SomClassifier(random_state=0)` draws, and scored with `get_preds` on the held-out fold,
 beside `SomClassifier(random_state=0)` in scripts/supervised_runs.py's pipeline on the same folds.
@@ -26,7 +26,7 @@ DATASETS = ('iris', 'wine', 'breast_cancer', 'digits')
 def fit(X, y, seed:int, valid_pct:float, epochs:int=30):
     "A supervised map trained the fastai way on features `X` and labels `y`."
     dls = som_dataloaders(X, y=y, valid_pct=valid_pct, seed=seed, device='cpu')
-    learn = som_learner(dls, map_size=auto_map_size(len(dls.train.dataset)), sigma_end=0.5, metrics=[accuracy], seed=seed)
+    learn = som_learner(dls, map_size=auto_map_size(len(dls.train.dataset), SomClassifier._rows_per_unit), sigma_end=SomClassifier().sigma_end, metrics=[accuracy], seed=seed)
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
     return learn
 

@@ -53,7 +53,7 @@ def test_same_map_as_the_sklearn_estimator():
     seed = int(check_random_state(0).randint(2**31 - 1))  # the seed SomClassifier(random_state=0) trains with
     for supervised in ('xyf', 'readout'):
         clf = SomClassifier(map_size=(8, 8), epochs=10, supervised=supervised, random_state=0, device='cpu').fit(X, y)
-        learn = _fit(som_dataloaders(X, y=y, valid_pct=0, device='cpu'), epochs=10, seed=seed, supervised=supervised)
+        learn = _fit(som_dataloaders(X, y=y, valid_pct=0, device='cpu'), epochs=10, seed=seed, supervised=supervised, sigma_end=clf.sigma_end)
         probs, _ = learn.get_preds(dl=learn.dls.test_dl(X))
         fct.test_close(probs.numpy(), clf.predict_proba(X), eps=1e-6)
         fct.test_close(learn.model.readout()(learn.bmus(X).index), clf.predict_proba(X), eps=1e-6)
@@ -163,3 +163,62 @@ def test_float_labels_with_gaps_as_classes():
     fct.test_eq(list(dls.vocab), [0., 1., 2.])
     fct.test_eq((dls.train.one_batch()[1] < 0).sum(), 50)
     fct.test_eq(som_dataloaders(X.assign(label=labels), y_names='label', seed=0, device='cpu').vocab, None)  # floats: numbers
+
+def _penguins():
+    return pytest.importorskip('palmerpenguins').load_penguins()
+
+def test_labels_beside_a_real_table_with_strings_and_blanks(tmp_path):
+    from fastsom.supervised import TableTargetDataLoaders
+    df = _penguins()  # island and sex are strings; 11 rows have blanks
+    dls = som_dataloaders(df, y_names='species', valid_pct=0.2, seed=0, device='cpu')
+    assert isinstance(dls, TableTargetDataLoaders)
+    assert 'island=Biscoe' in dls.feature_names and 'species' not in dls.encoder.columns
+    learn = som_learner(dls, map_size=(12, 12), metrics=[accuracy], seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(30)
+    assert learn.model.block is not None  # every row labelled: xyf
+    acc = learn.recorder.values[-1][-1]
+    assert acc > 0.95, acc  # seeds 0-4 measured 0.986-1.000 on the 69 held-out rows (seed 0: 0.986)
+    new = df.drop(columns='species')
+    probs, targs = learn.get_preds(dl=dls.test_dl(new.iloc[:20]))
+    assert targs is None
+    fct.test_eq(probs.shape, (20, 3)); fct.test_close(probs.sum(1), torch.ones(20))
+    row = new.iloc[3]  # every measurement and the sex blank: island and year only
+    assert row.isna().sum() == 5
+    label, idx, p = learn.predict(row)
+    fct.test_eq(p, probs[3]); fct.test_eq(label, dls.vocab[idx]); fct.test_eq(learn.predict(df.iloc[3])[0], label)
+    learn.export(tmp_path / 'penguins.pkl')
+    loaded = load_learner(tmp_path / 'penguins.pkl')
+    fct.test_eq(len(loaded.dls.train.dataset), 0)
+    fct.test_eq(loaded.get_preds(dl=loaded.dls.test_dl(new))[0], learn.get_preds(dl=learn.dls.test_dl(new))[0])
+    fct.test_eq(loaded.predict(new.iloc[[8]])[2], learn.predict(new.iloc[[8]])[2])  # sex blank
+
+def test_partly_labelled_table_is_read_out():
+    df = _penguins()
+    df.loc[df.index[::2], 'species'] = None
+    learn = _fit(som_dataloaders(df, y_names='species', valid_pct=0.2, seed=0, device='cpu'), map_size=(12, 12), sigma_end=1.)
+    assert learn.model.block is None  # partly labelled: read off the map
+    fct.test_eq(len(learn.dls.valid.dataset), 34)  # a fifth of the 172 labelled rows
+    assert learn.validate()[1] > 0.9  # seeds 0-4 measured 1.000
+
+def test_numeric_target_on_a_table_with_blanks():
+    df = _penguins()  # body mass is blank on 2 rows: those are unlabelled
+    dls = som_dataloaders(df, y_names='body_mass_g', valid_pct=0.2, seed=0, device='cpu')
+    assert dls.vocab is None and 'species=Gentoo' in dls.feature_names
+    fct.test_eq((len(dls.train.dataset), len(dls.valid.dataset)), (276, 68))  # the 2 unlabelled rows train
+    learn = _fit(dls, map_size=(6, 6), sigma_end=1., metrics=[rmse, R2Score()])
+    assert learn.model.block is None
+    _, err, r2 = learn.validate()
+    assert r2 > 0.75 and err < 400, (r2, err)  # seeds 0-4 measured R^2 0.823-0.875, rmse 299-348 g
+    value, _, _ = learn.predict(df.drop(columns='body_mass_g').iloc[3])  # a row with blanks
+    assert isinstance(value, float) and 2500 < value < 6500
+
+def test_table_arguments_reach_the_encoder():
+    df = _penguins()
+    fct.test_eq('year=2007' in som_dataloaders(df, y_names='species', seed=0, device='cpu').feature_names, True)  # 3 values: a category
+    dls = som_dataloaders(df, y_names='species', cont_names=['year'], seed=0, device='cpu')
+    assert 'year' in dls.encoder.cont_names and 'year' in dls.feature_names
+    X, y = load_dataset('iris')
+    x = X.to_numpy().copy(); x[::7, 1] = np.nan  # an array with blanks, targets beside it
+    arr = som_dataloaders(x, y=SPECIES[y.to_numpy()], seed=0, device='cpu')
+    fct.test_eq(arr.feature_names, ['x0', 'x1', 'x2', 'x3'])
+    fct.test_eq(arr.test_dl(x[:5]).one_batch()[0].isnan().sum(), 1)
