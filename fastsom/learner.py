@@ -105,7 +105,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 seed:int|None=None, # seed of the initialisation
                 **kwargs) -> SomLearner:
     "A `SomLearner` for a new SOM on the data of `dls`."
-    som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma, search_dtype=search_dtype)
+    som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma)
     train = dls.train.dataset
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
