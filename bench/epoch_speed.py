@@ -85,7 +85,7 @@ def sync(device):
     if device == 'cuda': torch.cuda.synchronize()
 
 def matmul_limit(n, d, m, threads, device='cpu', reps=5):
-    """Seconds for 2 n m d flops at the best blocked float32 matrix-product rate, that rate (GFLOP/s) and its kernel.
+    """Seconds for 2 n m d flops at the best blocked float32 matrix-product rate, that rate (GFLOP/s), its kernel and row block.
 
     The best over row blocks and over the two CPU kernels torch carries: MKL's (`torch.mm`) and oneDNN's
     (`x @ W^T + b`, which fastsom's search uses for blocks of 256 rows or more)."""
@@ -96,7 +96,7 @@ def matmul_limit(n, d, m, threads, device='cpu', reps=5):
     kernels = {'MKL' if device == 'cpu' else 'torch.mm': lambda xb, out: torch.mm(xb, w.t(), out=out)}
     if device == 'cpu' and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise'):
         kernels['oneDNN'] = lambda xb, out: torch.ops.mkldnn._linear_pointwise(xb, w, bias, 'none', [], '')
-    best, best_kernel = 0., None
+    best, best_kernel, best_rows = 0., None, None
     blocks = (64, 128, 256, 512, 1024, 2048, 4096) if device == 'cpu' else (1024, 4096, 16384, 65536)
     for rows in [r for r in blocks if r <= len(x)]:
         out = torch.empty(rows, m, device=device)
@@ -105,8 +105,8 @@ def matmul_limit(n, d, m, threads, device='cpu', reps=5):
                 sync(device); t = time.perf_counter()
                 for i in range(0, len(x) - rows + 1, rows): product(x[i:i + rows], out)
                 sync(device); rate = 2 * (len(x) // rows) * rows * m * d / (time.perf_counter() - t)
-                if rate > best: best, best_kernel = rate, name
-    return 2 * n * m * d / best, best / 1e9, best_kernel
+                if rate > best: best, best_kernel, best_rows = rate, name, rows
+    return 2 * n * m * d / best, best / 1e9, best_kernel, best_rows
 
 def errors(x, w, height, width):
     "Quantization error and topographic error (8-neighbour, rectangular) of codebook `w` [h*w, d] on `x`."
@@ -247,7 +247,7 @@ def main():
             libs = ['fastsom'] if name in DISK else args.libs.split(',')
             if name == 'wide1m': libs = [lib for lib in libs if lib != 'minisom']  # its 1M x 10,000 distance table: 80 GB
             results = {lib: dict(skipped=True) if (lib, name) in skip else run_child(lib, name, data, epochs, args) for lib in libs}
-            limit, rate, kernel = min(before, matmul_limit(n, d, h * w, args.threads, args.device))
+            limit, rate, kernel, _ = min(before, matmul_limit(n, d, h * w, args.threads, args.device))
             base = results.get('fastsom', {}).get('seconds')
             for lib, r in results.items():
                 if 'skipped' in r:

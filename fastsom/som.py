@@ -16,9 +16,8 @@ from .neighborhood import get_neighborhood
 from .native import native_first_lowest
 
 # %% auto #0
-__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'RERANK_CANDIDATES', 'INITS', 'Som', 'grouped_first_lowest',
-           'native_search', 'first_lowest', 'k_lowest', 'score_product', 'matmul_rounds', 'in_threads',
-           'principal_axes', 'pca_init']
+__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'RERANK_CANDIDATES', 'INITS', 'Som', 'grouped_first_lowest', 'native_search',
+           'first_lowest', 'k_lowest', 'score_product', 'matmul_rounds', 'in_threads', 'principal_axes', 'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -125,7 +124,7 @@ def k_lowest(scores:torch.Tensor, k:int, group:int=SCORE_GROUP) -> torch.Tensor:
     return best_groups.gather(1, pick // group) * group + pick % group
 
 # %% ../nbs/03_som.ipynb #b3f1a00d
-ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES = 256, 128  # below either, MKL's product was as fast or faster
+ONEDNN_MIN_ROWS = 256  # below, oneDNN's call costs more than MKL's
 
 def score_product(w_neg2:torch.Tensor, # `-2 w`, [M, D]
                   w2:torch.Tensor|None=None, # `||w||^2`, [M], or None for the bare product
@@ -133,8 +132,7 @@ def score_product(w_neg2:torch.Tensor, # `-2 w`, [M, D]
     "A function from a block of rows `xb` to `w2 + xb @ w_neg2.T`, `[rows, M]`, on the fastest kernel torch has for it."
     wt = w_neg2.t()
     mm = (lambda xb: torch.mm(xb, wt)) if w2 is None else (lambda xb: torch.addmm(w2, xb, wt))
-    onednn = (w_neg2.device.type == 'cpu' and w_neg2.dtype == torch.float32 and w_neg2.shape[1] >= ONEDNN_MIN_FEATURES
-              and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    onednn = (w_neg2.device.type == 'cpu' and w_neg2.dtype == torch.float32 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
               and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
     if not onednn: return mm
     w_neg2 = w_neg2.contiguous()

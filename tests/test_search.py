@@ -2,7 +2,9 @@
 import pytest, torch
 import fastcore.test as fct
 import fastsom.som
-from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
+from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS
+
+WIDE = 128  # features of the tests of oneDNN's product (any number takes it)
 from fastsom.native import native_first_lowest
 from fastsom.distance import sqeuclidean
 
@@ -59,7 +61,7 @@ def test_default_block_is_4_mib_on_cpu():
 @pytest.mark.filterwarnings('ignore:TF32 acceleration on top of oneDNN')  # torch's, when the flags are set
 def test_score_product_kernels_agree():
     "oneDNN's product (blocks of 256 rows or more) and addmm's (smaller blocks, or oneDNN off) give the same scores."
-    w, x = randn(900, ONEDNN_MIN_FEATURES, seed=1), randn(1000, ONEDNN_MIN_FEATURES)
+    w, x = randn(900, WIDE, seed=1), randn(1000, WIDE)
     w2, w_neg2 = (w * w).sum(1), -2 * w
     expected = torch.addmm(w2.double(), x.double(), w_neg2.double().t()).float()
     for rows in (ONEDNN_MIN_ROWS - 1, ONEDNN_MIN_ROWS, len(x)):
@@ -72,10 +74,10 @@ def test_score_product_kernels_agree():
 @pytest.mark.parametrize('map_size', [(30, 30), (50, 50)])
 def test_bmus_with_onednn_product(map_size):
     "Wide data takes oneDNN's product: the BMUs are float64's wherever float32 can tell the units apart, ties to the lower index."
-    x = randn(3000, ONEDNN_MIN_FEATURES)
-    som = Som(ONEDNN_MIN_FEATURES, map_size)
+    x = randn(3000, WIDE)
+    som = Som(WIDE, map_size)
     with torch.no_grad():
-        som.weight.copy_(randn(som.n_units, ONEDNN_MIN_FEATURES, seed=1))
+        som.weight.copy_(randn(som.n_units, WIDE, seed=1))
         som.weight[-1] = som.weight[0]
     x[:50] = som.weight[0].detach() + 0.1 * x[:50]  # samples whose BMU is unit 0, tied with its copy
     assert som.block_rows() >= ONEDNN_MIN_ROWS
