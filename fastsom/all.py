@@ -20,5 +20,9 @@ from .concrete import *
 from .locally_connected import *
 from .layers import *
 from .models import *
+from .supervised import *
+from .cluster import *
+from .distributed import *
+from fastai.learner import load_learner  # to load what `SomLearner.export` wrote, as the README's quick start does
 
 __all__ = [name for name in dir() if not name.startswith('_')]  # re-export every module's public names

@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from fastai.learner import Recorder
 
 # %% auto #0
-__all__ = ['parse_map', 'read_table', 'EpochPrinter', 'train', 'parser', 'main']
+__all__ = ['parse_map', 'positive_int', 'column_list', 'read_table', 'EpochPrinter', 'train', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #4d6ff15f
 def parse_map(text:str) -> tuple[int, int]:
@@ -25,25 +25,38 @@ def parse_map(text:str) -> tuple[int, int]:
     if h < 1 or w < 1: raise argparse.ArgumentTypeError(f"map size must be positive, got {text!r}")
     return h, w
 
+def positive_int(text:str) -> int:
+    "An argument that must be a whole number of at least 1, such as `--epochs`."
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+def column_list(text:str) -> list[str]:
+    "`'a,b'` -> `['a', 'b']`: the columns of one `--drop`."
+    names = [c.strip() for c in text.split(',')]
+    if not all(names): raise argparse.ArgumentTypeError(f"column names separated by commas, such as label,id; got {text!r}")
+    return names
+
 def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
-    "Features of a bundled dataset or a file, and a short name for the run."
-    if source in DATASETS: return load_dataset(source)[0], source
+    "Features of a bundled dataset or a file, less the columns in `drop`, and a short name for the run."
     path = Path(source)
-    if not path.exists():
+    if source in DATASETS: df, name = load_dataset(source)[0], source
+    elif not path.exists():
         raise FileNotFoundError(f"{source!r} is neither a file nor a bundled dataset ({', '.join(DATASETS)})")
-    if path.suffix == '.csv': df = pd.read_csv(path)
-    elif path.suffix == '.parquet': df = pd.read_parquet(path)
-    elif path.suffix == '.npy': df = pd.DataFrame(np.load(path))
+    elif path.suffix == '.csv': df, name = pd.read_csv(path), path.stem
+    elif path.suffix == '.parquet': df, name = pd.read_parquet(path), path.stem
+    elif path.suffix == '.npy': df, name = pd.DataFrame(np.load(path)), path.stem
     else: raise ValueError(f"unsupported file type {path.suffix!r}: use .csv, .parquet or .npy")
     missing = [c for c in drop if c not in df.columns]
-    if missing: raise ValueError(f"--drop names columns that are not in {path.name}: {', '.join(missing)}")
-    return df.drop(columns=list(drop)), path.stem
+    if missing: raise ValueError(f"--drop names columns that are not in {source}: {', '.join(missing)}")
+    return df.drop(columns=list(drop)), name
 
 # %% ../nbs/12_cli.ipynb #74122678
 def _write_pictures(learn, folder:Path):
     "The map's U-matrix, component planes, hit map and codebook colours, as PNG files in `folder`."
     import matplotlib.pyplot as plt
-    interp = SomInterpretation.from_learner(learn, max_samples=100_000)
+    interp = SomInterpretation.from_learner(learn, ds_idx=0, max_samples=100_000)
     plots = dict(umatrix=interp.plot_umatrix, component_planes=interp.plot_component_planes, hitmap=interp.plot_hitmap)
     if learn.som.n_features >= 3: plots['codebook'] = interp.plot_codebook
     for name, plot in plots.items():
@@ -68,8 +81,11 @@ def _publish(tmp:Path, out:Path):
 class EpochPrinter(Callback):
     "Print one short line per epoch: a progress display that reads well in a terminal and in a log."
     order = Recorder.order + 1
-    def before_fit(self): self.start = time.time()
+    def before_fit(self):
+        "Start the clock."
+        self.start = time.time()
     def after_epoch(self):
+        "Print the epoch's number, losses, metrics and the time since the start."
         names, values = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]
         cols = '  '.join(f"{n} {v:.4g}" for n, v in zip(names, values) if v is not None)
         print(f"epoch {self.epoch + 1}/{self.n_epoch}  {cols}  {time.time() - self.start:.1f} s", flush=True)
@@ -79,7 +95,7 @@ def train(args) -> dict:
     out = Path(args.out) if args.out else Path('runs') / f"{Path(args.data).stem}-{datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already holds a run; choose another --out or pass --force to replace it")
-    df, name = read_table(args.data, args.drop)
+    df, name = read_table(args.data, [c for cols in args.drop for c in cols])
     dls = som_dataloaders(df, valid_pct=args.valid_pct, bs=args.bs, seed=args.seed)
     learn = som_learner(dls, map_size=args.map, topology=args.topology, toroidal=args.toroidal, seed=args.seed)
     start = time.time()
@@ -94,7 +110,7 @@ def train(args) -> dict:
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        learn.path = tmp
+        learn.path = out.absolute()  # where the loaded model will live, not the hidden folder it is written in
         _write_run(learn, tmp, info)
         _publish(tmp, out)
     finally:
@@ -107,16 +123,19 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='fastsom', description='Self-Organizing Maps, trained the fastai way.')
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train a map and save it with its metrics')
-    t.add_argument('data', nargs='?', default='digits', help=f"a .csv, .parquet or .npy file, or one of: {', '.join(DATASETS)} (default digits)")
+    t.add_argument('data', nargs='?', default='digits',
+                   help=f"a .csv, .parquet or .npy file, or one of: {', '.join(DATASETS)} (default, when none is given: digits)")
     t.add_argument('--map', type=parse_map, default=(20, 20), help='map size, height x width (default 20x20)')
-    t.add_argument('--epochs', type=int, default=30, help='passes over the data (default 30)')
+    t.add_argument('--epochs', type=positive_int, default=30, help='passes over the data (default 30)')
     t.add_argument('--out', help='output folder (default runs/<data>-<date>-<time>)')
     t.add_argument('--force', action='store_true', help='replace an existing output folder')
     t.add_argument('--topology', choices=['rectangular', 'hexagonal'], default='rectangular')
     t.add_argument('--toroidal', action='store_true', help='wrap the map around its edges')
-    t.add_argument('--bs', type=int, default=None, help='batch size (default: the whole data, the exact batch map)')
+    t.add_argument('--bs', type=positive_int, default=None, help='batch size (default: the whole data, the exact batch map)')
     t.add_argument('--valid-pct', type=float, default=0., help='share held out for validation (default 0: report on the training data)')
-    t.add_argument('--drop', nargs='*', default=[], help='columns to leave out, such as labels or ids')
+    t.add_argument('--drop', type=column_list, action='append', default=[], metavar='COLS',
+                   help='columns to leave out, such as labels or ids: one comma-separated list (--drop label,id), '
+                        'or --drop once per column; never takes the data argument')
     t.add_argument('--seed', type=int, default=0, help='seed of the split and the initialisation')
     return p
 

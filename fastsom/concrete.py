@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_concrete.ipynb #d2993405
 from __future__ import annotations
-import math, warnings
+import math, random, warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -16,12 +16,12 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import SchedExp
 from fastai.metrics import mse
 from .core import as_data, seeded
-from .callback.schedule import AttrScheduler
+from .callback.schedule import AttrScheduler, SchedAnneal
 
 # %% auto #0
 __all__ = ['gumbel_noise', 'check_temperature', 'gumbel_softmax', 'js_divergence', 'ConcreteSelector', 'ConcreteAutoencoder',
            'ConcreteLoss', 'ConcreteConvergenceWarning', 'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner',
-           'concrete_learner']
+           'LogitWeightDecay', 'concrete_learner']
 
 # %% ../nbs/13_concrete.ipynb #8ee0cd31
 def gumbel_noise(shape, # shape of the sample
@@ -182,6 +182,7 @@ class ConcreteConvergence(Callback):
 # %% ../nbs/13_concrete.ipynb #3c93efe3
 class ConcreteLearner(Learner):
     "A `Learner` whose model holds a `ConcreteSelector`."
+    seed, n_fits = None, 0 # `seed` makes every fit repeatable; `n_fits` counts the fits
     @property
     def selector(self) -> ConcreteSelector: return _selectors(self.model)[0]
     @property
@@ -197,6 +198,22 @@ class ConcreteLearner(Learner):
         "The selected columns of new data `x`, in its own units."
         return as_data(x, n_features=self.selector.d, name='new data')[:, self.selected]
 
+# %% ../nbs/13_concrete.ipynb #b1cbc1cd
+class LogitWeightDecay(Callback):
+    "Weight decay `wd` on the last parameter group (the logits of `_concrete_splitter`); the others keep theirs."
+    order = 0
+    def __init__(self, wd:float=0.): self.wd = wd
+    def before_fit(self): self.opt.set_hyper('wd', [h['wd'] for h in self.opt.hypers[:-1]] + [self.wd])
+
+@patch
+def fit(self:ConcreteLearner, *args, **kwargs):
+    "`Learner.fit`, with the run's randomness seeded from `(seed, n_fits)` if the learner has a `seed`."
+    if self.seed is None: return Learner.fit(self, *args, **kwargs)
+    rng = random.Random(f"{self.seed}:{self.n_fits}")
+    self.n_fits += 1
+    if hasattr(self.dls.train, 'rng'): self.dls.train.rng = random.Random(rng.getrandbits(64))
+    with seeded(rng.getrandbits(63)): return Learner.fit(self, *args, **kwargs)
+
 # %% ../nbs/13_concrete.ipynb #ef2b80cc
 def _concrete_splitter(model): return [list(model.decoder.parameters()), [model.selector.logits]]
 
@@ -207,15 +224,18 @@ def concrete_learner(dls, # batches of (x, x), e.g. `som_dataloaders(..., normal
                      dropout:float=0.1, # dropout in the decoder
                      temperature:float=10., # temperature at the start of every fit
                      temperature_end:float=0.01, # temperature at the end of every fit
+                     temperature_sched=None, # schedule function f(pct) of the temperature; default exponential from `temperature` to `temperature_end`
+                     per_epoch:bool=False, # set the temperature once per epoch instead of every batch
                      hard:bool=False, # one-hot samples with straight-through gradients
                      logit_dropout:float=0., # probability of dropping each logit in training
                      divergence_weight:float=0., # weight of the divergence subtracted from the loss
                      lr:float=1e-3, # learning rate of the decoder
                      selector_lr_mult:float=100., # the logits' learning rate is `lr` times this
+                     logit_wd:float=0., # weight decay of the logits (the decoder keeps the optimizer's)
                      threshold:float=0.9, # warn after a fit whose mean maximum probability is below this
                      metrics=None, # default: MSE and mean maximum probability
                      cbs=None, # more callbacks
-                     seed:int|None=None, # seed of the initial weights (torch's global generator is left as it was)
+                     seed:int|None=None, # seed of the initial weights and of every fit (torch's global generator is left as it was)
                      **kwargs) -> ConcreteLearner:
     "A `ConcreteLearner` training a new `ConcreteAutoencoder` on `dls`."
     d = dls.train.one_batch()[0].shape[-1] if not hasattr(dls, 'n_features') else dls.n_features
@@ -223,9 +243,11 @@ def concrete_learner(dls, # batches of (x, x), e.g. `som_dataloaders(..., normal
     with seeded(seed):
         model = ConcreteAutoencoder(d, k, hidden, dropout, temperature=temperature, hard=hard, logit_dropout=logit_dropout)
     if metrics is None: metrics = [mse, MeanMaxProb()]
-    sched = AttrScheduler({'temperature': SchedExp(temperature, temperature_end)})
+    if temperature_sched is None: temperature_sched = SchedExp(temperature, temperature_end)
+    sched = AttrScheduler({'temperature': temperature_sched}, per_epoch=per_epoch)
     if not selector_lr_mult > 0: raise ValueError(f"selector_lr_mult must be positive, got {selector_lr_mult}")
     learn = ConcreteLearner(dls, model, loss_func=ConcreteLoss(model.selector, divergence_weight),
                             splitter=_concrete_splitter, lr=slice(lr, lr * selector_lr_mult), metrics=metrics,
-                            cbs=[sched, ConcreteConvergence(threshold), *L(cbs)], **kwargs)
+                            cbs=[sched, LogitWeightDecay(logit_wd), ConcreteConvergence(threshold), *L(cbs)], **kwargs)
+    learn.seed = seed
     return learn

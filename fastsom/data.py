@@ -4,13 +4,13 @@
 
 # %% ../nbs/06_data.ipynb #becdeda5
 from __future__ import annotations
-import hashlib, os, tempfile
+import hashlib, os, random, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, display_df
 from .core import as_data, check_finite, _check_numeric_columns
 
 # %% auto #0
@@ -132,9 +132,14 @@ def _parquet_columns(path, chunk_rows:int):
 class SomDataLoader(DataLoader):
     "Batches of rows of one tensor, sliced in bulk and standardised, as `(x, x)`."
     n_inp = 1
-    def __init__(self, dataset:torch.Tensor|None=None, normalizer:Standardize|None=None, bs:int=256, **kwargs):
+    def __init__(self, dataset:torch.Tensor|None=None, # rows, or a `RowFile`
+                 normalizer:Standardize|None=None, # standardisation applied to every batch
+                 bs:int=256, # batch size
+                 seed:int|None=None, # seed of the shuffling; default a random one, like fastai
+                 **kwargs): # more `DataLoader` arguments
         super().__init__(dataset, bs=bs, **{**kwargs, 'num_workers': 0})  # batches are slices: no workers needed
         self.normalizer = normalizer
+        if seed is not None: self.rng = random.Random(seed)  # fastai draws every epoch's order from `rng`
 
     def get_idxs(self):
         "Rows in order (a `range`, sliced as views) or shuffled (a permutation, gathered)."
@@ -150,6 +155,7 @@ class SomDataLoader(DataLoader):
             yield (self.dataset[idx.start:idx.stop] if isinstance(idx, range) else self.dataset[idx],)
 
     def after_batch(self, b):
+        "Standardise the batch and return it as input and target, `(x, x)`."
         x = b[0] if self.normalizer is None else self.normalizer.encode(b[0])
         return (x, x)
 
@@ -160,33 +166,58 @@ class SomDataLoader(DataLoader):
 class SomDataLoaders(DataLoaders):
     "Train and validation `SomDataLoader`s, with the feature names and the standardisation."
     n_inp = 1
-    def __init__(self, *loaders, feature_names:list|None=None, path='.', device=None):
+    def __init__(self, *loaders, # train and validation `SomDataLoader`s
+                 feature_names:list|None=None, # the training columns' names; None for data without names (arrays, tensors)
+                 path='.', device=None):
         super().__init__(*loaders, path=path, device=device)
-        self.feature_names = feature_names or [f'x{i}' for i in range(self.n_features)]
+        self.named = feature_names is not None
+        self.feature_names = list(feature_names) if self.named else [f'x{i}' for i in range(self.n_features)]
 
     @property
     def n_features(self): return self.train.dataset.shape[1]
     @property
     def normalizer(self): return self.train.normalizer
 
+    def as_data(self, x) -> torch.Tensor:
+        "New data `x` as a tensor with the training columns in training order: a DataFrame by column name, an array as it is."
+        if isinstance(x, pd.Series) and self.n_features > 1: x = x.to_frame().T  # one row, as `df.iloc[i]` gives it
+        if isinstance(x, pd.DataFrame) and self.named:
+            cols = [str(c) for c in x.columns]
+            missing = [c for c in self.feature_names if c not in cols]
+            unknown = [c for c in cols if c not in self.feature_names]
+            if missing or unknown:
+                raise ValueError("new data's columns differ from the training columns: "
+                                 + '; '.join(f"{what}: {', '.join(names)}" for what, names in
+                                             (('missing', missing), ('unknown', unknown)) if names)
+                                 + "; pass the training columns (learn.dls.feature_names), or an array in training order")
+            x = x.set_axis(cols, axis=1)[self.feature_names]
+        return as_data(x, n_features=self.n_features, name='new data')
+
     def encode(self, x) -> torch.Tensor:
-        "New data `x`, checked and standardised like the training data."
-        x = as_data(x, n_features=self.n_features, name='new data')
+        "New data `x`, matched to the training columns, checked and standardised like the training data."
+        x = self.as_data(x)
         return x if self.normalizer is None else self.normalizer.encode(x)
 
     def decode(self, x:torch.Tensor) -> torch.Tensor:
         "Standardised values (a batch or a codebook) back in the data's original units."
         return x if self.normalizer is None else self.normalizer.decode(x)
 
-    def test_dl(self, x, bs:int|None=None) -> SomDataLoader:
-        "A `SomDataLoader` of new data `x`, in order, for `Learner.get_preds`."
-        x = as_data(x, n_features=self.n_features, name='new data')
-        return self.valid.new(x, bs=bs or self.valid.bs, shuffle=False, drop_last=False)
+    def show_batch(self, b=None, max_n:int=9, ds_idx:int=0, show:bool=True) -> pd.DataFrame:
+        "The first `max_n` rows of a batch (default: one of `self[ds_idx]`) as a table in the data's original units."
+        x = (self[ds_idx].one_batch() if b is None else b)[0][:max_n]
+        df = pd.DataFrame(self.decode(x).cpu().numpy(), columns=self.feature_names)
+        if show: display_df(df)
+        return df
+
+    def test_dl(self, x, bs:int|None=None, **kwargs) -> SomDataLoader:
+        "A `SomDataLoader` of new data `x`, in order, for `Learner.get_preds` (fastai's other arguments are not needed)."
+        return self.valid.new(self.as_data(x), bs=bs or self.valid.bs, shuffle=False, drop_last=False)
 
     def new_empty(self):
         "The same loaders without their data, for `Learner.export`."
         loaders = [dl.new(dl.dataset[:0]) for dl in self.loaders]
-        return type(self)(*loaders, feature_names=self.feature_names, path=self.path, device=self.device)
+        names = self.feature_names if self.named else None
+        return type(self)(*loaders, feature_names=names, path=self.path, device=self.device)
 
 # %% ../nbs/06_data.ipynb #05d4459b
 def _split(n:int, valid_pct:float, seed:int|None):
@@ -198,13 +229,13 @@ def _split(n:int, valid_pct:float, seed:int|None):
     if n_valid >= n: raise ValueError(f"{n} samples are too few to split off {valid_pct:.0%} for validation; use valid_pct=0")
     return perm[n_valid:].sort().values, perm[:n_valid].sort().values
 
-def _rows_of(data, folder) -> tuple[RowFile, list[str]]:
-    "A `RowFile` for a `.npy`, `.csv` or `.parquet` path, and the column names."
+def _rows_of(data, folder) -> tuple[RowFile, list[str]|None]:
+    "A `RowFile` for a `.npy`, `.csv` or `.parquet` path, and the column names (None for `.npy`)."
     path = Path(data)
     if not path.exists(): raise FileNotFoundError(f"no such file: {path}")
     if path.suffix == '.npy':
         rows = RowFile(path)
-        return rows, [f'x{i}' for i in range(rows.n_cols)]
+        return rows, None  # no column names
     if path.suffix == '.csv': path, names = csv_to_rows(path, folder)
     elif path.suffix == '.parquet': path, names = parquet_to_rows(path, folder)
     else: raise ValueError(f"unsupported file type {path.suffix!r}: use .npy, .csv or .parquet")
@@ -214,7 +245,7 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
                     valid_pct:float=0.1, # share held out for validation; 0 validates on the training data
                     bs:int|None=None, # batch size; None puts the whole training split in one batch (exact batch map)
                     normalize:bool=True, # standardise features with the training split's statistics
-                    seed:int|None=None, # seed of the split (default: torch's generator)
+                    seed:int|None=None, # seed of the split and of the mini-batches' shuffling (default: random)
                     device=None, # where batches go; default the GPU if there is one
                     folder=None, # where CSV and Parquet files are converted to .npy (default: the temp dir)
                    ) -> SomDataLoaders:
@@ -229,7 +260,7 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
     device = default_device() if device is None else torch.device(device)
     if bs >= len(train): train, valid = train.to(device), valid.to(device)  # one batch: moved once, not every epoch
     norm = Standardize.from_data(train) if normalize else None
-    train_dl = SomDataLoader(train, norm, bs=bs, shuffle=bs < len(train))
+    train_dl = SomDataLoader(train, norm, bs=bs, shuffle=bs < len(train), seed=seed)
     valid_dl = SomDataLoader(valid, norm, bs=bs, shuffle=False)
     return SomDataLoaders(train_dl, valid_dl, feature_names=names, device=device)
 

@@ -13,7 +13,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 from matplotlib.colors import ListedColormap
 from matplotlib.transforms import AffineDeltaTransform
-from fastcore.basics import patch
+from fastcore.basics import patch, store_attr
+from fastcore.imports import in_notebook
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from .core import Grid
@@ -81,13 +82,13 @@ class SomInterpretation:
 
     @classmethod
     def from_learner(cls, learn, # a trained `SomLearner`
-                     ds_idx:int=0, # which of `learn.dls` to read when neither `dl` nor `x` is given: 0 train, 1 valid
+                     ds_idx:int=1, # which of `learn.dls` to read when neither `dl` nor `x` is given: 1 valid (as in fastai), 0 train
                      dl=None, # a `DataLoader` of (standardised) batches to read instead
                      x=None, # or raw data (tensor, array, DataFrame) in the original units
                      y=None, # optional labels of the samples
                      max_samples:int|None=None, # read at most this many samples of a `DataLoader` (its first ones)
                     ):
-        "Interpretation of `learn` on its training data, on `learn.dls[ds_idx]`, on `dl`, or on `x`."
+        "Interpretation of `learn` on `learn.dls[ds_idx]` (its validation data by default, as in fastai), on `dl`, or on `x`."
         if x is not None: return cls(learn, learn.dls.encode(x), y)
         if dl is None: dl = learn.dls[ds_idx]
         if dl.n == 0:
@@ -394,13 +395,6 @@ def plot_projection(self:SomInterpretation,
     return ax.figure
 
 # %% ../nbs/09_interpret.ipynb #b4831817
-def _in_jupyter() -> bool:
-    "Whether code runs in a Jupyter kernel (or Colab), where `display` draws pictures."
-    try: from IPython import get_ipython
-    except ImportError: return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ in ('ZMQInteractiveShell', 'Shell')
-
 class ShowMap(Callback):
     "Draw the codebook or the U-matrix after every `every` epochs: live in Jupyter, and as PNGs into `folder` if given."
     order, run_valid = Recorder.order + 1, False
@@ -413,18 +407,20 @@ class ShowMap(Callback):
                 ):
         if kind not in ('codebook', 'umatrix'): raise ValueError(f"ShowMap draws 'codebook' or 'umatrix', not {kind!r}")
         if not (isinstance(every, int) and every >= 1): raise ValueError(f"every must be a positive int, got {every!r}")
-        self.kind, self.every, self.folder, self.live, self.figsize, self.max_samples = kind, every, folder, live, figsize, max_samples
+        store_attr('kind,every,folder,live,figsize,max_samples')
         self.handle, self.samples = None, None
 
     def before_fit(self):
-        self.on = _in_jupyter() if self.live is None else self.live
+        "Decide where to draw (in a notebook by default, where `display` draws pictures), and make the folder."
+        self.on = in_notebook() if self.live is None else self.live
         self.handle, self.samples = None, None
         if self.folder is not None: Path(self.folder).mkdir(parents=True, exist_ok=True)
 
     def after_epoch(self):
+        "Draw the map after every `every` epochs and after the last, from the first training samples."
         if not (self.on or self.folder is not None): return
         if (self.epoch + 1) % self.every and self.epoch + 1 != self.n_epoch: return
-        if self.samples is None: self.samples = SomInterpretation.from_learner(self.learn, max_samples=self.max_samples).x
+        if self.samples is None: self.samples = SomInterpretation.from_learner(self.learn, ds_idx=0, max_samples=self.max_samples).x
         interp = SomInterpretation(self.learn, self.samples)
         fig = interp.plot_codebook(figsize=self.figsize) if self.kind == 'codebook' else interp.plot_umatrix(figsize=self.figsize)
         fig.axes[0].set_title(f"{fig.axes[0].get_title()}, epoch {self.epoch + 1}")
@@ -438,4 +434,6 @@ class ShowMap(Callback):
         if self.handle is None: self.handle = display(fig, display_id=True)
         else: self.handle.update(fig)
 
-    def after_fit(self): self.handle, self.samples = None, None
+    def after_fit(self):
+        "Forget the drawing and the samples: the next fit starts a new drawing."
+        self.handle, self.samples = None, None

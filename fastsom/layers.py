@@ -4,6 +4,7 @@
 
 # %% ../nbs/10_layers.ipynb #bf6ad244
 from __future__ import annotations
+import math
 from collections import namedtuple
 import torch
 import torch.nn.functional as F
@@ -13,20 +14,38 @@ from .som import Som, _grid_axes
 from .loss import som_energy
 
 # %% auto #0
-__all__ = ['ASSIGNS', 'SCALES', 'TopographyOutput', 'pnorm_distances', 'scale_distances', 'Topography']
+__all__ = ['ASSIGNS', 'SCALES', 'TopographyOutput', 'OBJECTIVES', 'INITS', 'pnorm_distances', 'grid_pdist2', 'scale_distances',
+           'Topography']
 
 # %% ../nbs/10_layers.ipynb #336d2d7a
 ASSIGNS = ('hard', 'softmin', 'gumbel', 'straight_through')
 SCALES = ('zscore', 'log', 'mean', None)
 TopographyOutput = namedtuple('TopographyOutput', ['distances', 'loss', 'assignment', 'bmu'])
 
+OBJECTIVES, INITS = ('energy', 'forum'), ('sheet', 'normal')
+
 def pnorm_distances(x:torch.Tensor, # samples, [N, D]
                     w:torch.Tensor, # units, [M, D]
-                    p:float=2., # exponent, at least 1
+                    p:float=2., # norm, at least 1
+                    power:float|None=None, # the distance is raised to this; default `p`
                    ) -> torch.Tensor:
-    "`[N, M]` table of `||x_i - w_j||_p^p`, differentiable everywhere: a matrix product for `p=2`, else via an `[N, M, D]` table."
-    if p == 2: return sqeuclidean(x, w)
-    return (x[:, None] - w[None]).abs().pow(p).sum(-1)
+    "`[N, M]` table of `||x_i - w_j||_p^power`, differentiable everywhere: a matrix product for `p=2`, else via an `[N, M, D]` table."
+    power = p if power is None else power
+    d = sqeuclidean(x, w) if p == 2 else (x[:, None] - w[None]).abs().pow(p).sum(-1)
+    if power == p: return d
+    return d.clamp_min(torch.finfo(d.dtype).tiny).pow(power / p)   # the floor keeps the gradient finite at 0 when power < p
+
+def grid_pdist2(grid, # a `Grid`
+                p:float=2., # norm of the grid distance
+               ) -> torch.Tensor:
+    "`[M, M]` squared p-norm distances between the units' grid positions (wrapping around a torus)."
+    if p == 2: return grid.dist2(torch.float64)
+    c = grid.coords()
+    d = c[:, None] - c[None]
+    if grid.toroidal:
+        period = torch.tensor([grid.width, grid.height * grid.row_step], dtype=d.dtype)
+        d = d - period * torch.round(d / period)
+    return d.abs().pow(p).sum(-1).pow(2 / p)
 
 def scale_distances(d:torch.Tensor, # distances, [N, M]
                     scale:str|None='zscore', # one of `SCALES`
@@ -40,32 +59,70 @@ def scale_distances(d:torch.Tensor, # distances, [N, M]
     ref = m + 1e-12
     return d / ref if scale == 'mean' else (d / ref + eps).log()
 
+# %% ../nbs/10_layers.ipynb #0dbe2e4d
+def _forum_map_size(map_size, height, width):
+    "`map_size`, or the forum's `height` and `width` (both), default (8, 8); a clear error for a mix."
+    if height is None and width is None: return (8, 8) if map_size is None else map_size
+    if map_size is not None: raise ValueError("give map_size or height and width, not both")
+    if height is None or width is None: raise ValueError("give both height and width (or map_size)")
+    return (height, width)
+
 # %% ../nbs/10_layers.ipynb #ddebe31c
 class Topography(Som):
     "A SOM as a layer: `map_size` units in a `latent_dim` space, with a differentiable topographic loss."
     def __init__(self,
                  latent_dim:int, # size of the latent codes
-                 map_size=(8, 8), # (height, width), or an int for a square map
+                 map_size=None, # (height, width), or an int for a square map; default (8, 8)
                  topology:str='rectangular', # 'rectangular' or 'hexagonal'
                  toroidal:bool=False, # wrap the grid around both edges
-                 p:float=2., # distances are ||z - w||_p^p; 2 is the squared euclidean distance
-                 normalize:bool=False, # L2-normalise latent codes and units before the distances
+                 p:float|None=None, # norm of the distances ||z - w||_p^power; default 2
+                 normalize:bool=False, # normalise latent codes and units (L2, or the `p_norm` norm) before the distances
                  neighborhood='gaussian', # name of a kernel, or a callable h(d2, sigma)
                  sigma:float|None=None, # neighbourhood radius; default half the longer side of the map
                  assign:str='hard', # BMU assignment, one of `ASSIGNS`
                  temperature:float=1., # temperature of the soft assignments
                  scale:str|None='zscore', # put each sample's distances on a common scale before the softmax (`SCALES`)
-                 kernel_norm:bool=True, # divide each unit's neighbourhood weights by their sum
+                 kernel_norm:bool|None=None, # divide each unit's neighbourhood weights by their sum; default True for 'energy', False for 'forum'
                  init_scale:float=1., # spread of the initial sheet of units
-                 seed:int|None=None, # seed of the initial directions
+                 seed:int|None=None, # seed of the initial directions (or values)
+                 power:float|None=None, # exponent of the distances; default `p` (the SOM energy); the forum's is 2
+                 objective:str='energy', # the loss: 'energy' (the SOM energy) or 'forum' (the forum's), see `OBJECTIVES`
+                 init:str='sheet', # 'sheet' (ordered) or 'normal' (the forum's), see `INITS`
+                 outputs:str='fastsom', # what `forward` returns: 'fastsom' (`TopographyOutput`) or 'forum' (its two tables)
+                 height:int|None=None, width:int|None=None, # the forum's names for `map_size`
+                 p_norm:float|None=None, # the forum's p-norm: distances ||z - w||_p^2, normalisation in that norm
                 ):
+        map_size = _forum_map_size(map_size, height, width)
+        if p_norm is not None:
+            if p is not None or power is not None: raise ValueError("give p_norm (the forum's ||z - w||_p^2) or p and power, not both")
+            p, power = p_norm, 2.
+        p = 2. if p is None else p
         if not (isinstance(p, (int, float)) and 1 <= p < float('inf')): raise ValueError(f"p must be a number >= 1, got {p!r}")
-        if assign not in ASSIGNS: raise ValueError(f"unknown assign {assign!r}; choose one of {', '.join(ASSIGNS)}")
-        if scale not in SCALES: raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(map(repr, SCALES))}")
+        if power is not None and not (isinstance(power, (int, float)) and power > 0): raise ValueError(f"power must be a positive number, got {power!r}")
+        for name, v, ok in (('assign', assign, ASSIGNS), ('scale', scale, SCALES), ('objective', objective, OBJECTIVES),
+                            ('init', init, INITS), ('outputs', outputs, ('fastsom', 'forum'))):
+            if v not in ok: raise ValueError(f"unknown {name} {v!r}; choose one of {', '.join(map(repr, ok))}")
+        if objective == 'forum' and neighborhood != 'gaussian': raise ValueError("objective='forum' is the forum's gaussian loss: leave neighborhood='gaussian'")
         super().__init__(latent_dim, map_size, topology, toroidal, sqeuclidean if p == 2 else lp(p), neighborhood, sigma)
-        self.p, self.normalize, self.assign, self.scale, self.kernel_norm = float(p), normalize, assign, scale, kernel_norm
+        self.p, self.power, self.normalize, self.assign, self.scale = float(p), float(p if power is None else power), normalize, assign, scale
+        self.norm_p = float(p_norm) if p_norm is not None else 2.
+        self.objective, self.outputs = objective, outputs
+        self.kernel_norm = (objective == 'energy') if kernel_norm is None else kernel_norm
         self.temperature = temperature
-        self.init_sheet(init_scale, seed)
+        if init == 'sheet': self.init_sheet(init_scale, seed)
+        else: self.init_normal(seed)
+
+    @classmethod
+    def forum(cls,
+              latent_dim:int=128, # the forum's arguments and defaults
+              height:int=20,
+              width:int=20,
+              p_norm:float=2,
+              **kwargs, # any other option; e.g. outputs='fastsom' for the loss and the soft assignments
+             ):
+        "The forum's layer: its construction, normalisation, initialisation, outputs and (as `.forward(z).loss` with `outputs='fastsom'`) its loss."
+        return cls(latent_dim, height=height, width=width, p_norm=p_norm,
+                   **{'normalize': True, 'init': 'normal', 'objective': 'forum', 'outputs': 'forum', **kwargs})
 
     @property
     def latent_dim(self): return self.n_features
@@ -77,21 +134,39 @@ class Topography(Som):
         self._temperature = float(value)
 
     def extra_repr(self):
-        return (f"latent_dim={self.latent_dim}, {self.grid}, assign={self.assign!r}, p={self.p:g}, "
-                f"normalize={self.normalize}, sigma={self.sigma:.3g}, temperature={self.temperature:.3g}")
+        power = '' if self.power == self.p else f", power={self.power:g}"
+        return (f"latent_dim={self.latent_dim}, {self.grid}, assign={self.assign!r}, p={self.p:g}{power}, "
+                f"normalize={self.normalize}, sigma={self.sigma:.3g}, temperature={self.temperature:.3g}"
+                + (f", objective={self.objective!r}" if self.objective != 'energy' else ''))
 
 # %% ../nbs/10_layers.ipynb #8162c31d
 @patch
 @torch.no_grad()
 def init_sheet(self:Topography,
                spread:float=1., # half-width of the sheet along its longer side
-               seed:int|None=None, # seed of the two random directions
+               seed:int|None=None, # seed of the random directions
               ):
-    "Lay the units on an ordered grid spanning two random orthogonal directions around 0."
+    "Lay the units on an ordered grid spanning two random orthogonal directions, around 0 (off 0 by `spread` if `normalize`)."
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    basis = torch.linalg.qr(torch.randn(self.latent_dim, 2, generator=gen, dtype=torch.float64))[0]
-    axes = _grid_axes(self.grid)[:, :basis.shape[1]]
-    self.weight.copy_((spread * axes @ basis[:, :axes.shape[1]].t()).to(self.weight))
+    offset = self.normalize and self.latent_dim >= 3
+    basis = torch.linalg.qr(torch.randn(self.latent_dim, 3 if offset else 2, generator=gen, dtype=torch.float64))[0]
+    axes = _grid_axes(self.grid)[:, :min(2, basis.shape[1])]
+    w = spread * axes @ basis[:, :axes.shape[1]].t()
+    if offset: w = w + spread * basis[:, 2]
+    elif self.normalize and self.latent_dim == 2:   # a circle: distinct angles in unit order
+        angle = torch.linspace(-math.pi / 2, math.pi / 2, self.n_units, dtype=torch.float64)[:, None]
+        w = spread * torch.cat([angle.cos(), angle.sin()], 1) @ basis.t()
+    self.weight.copy_(w.to(self.weight))
+    return self
+
+@patch
+@torch.no_grad()
+def init_normal(self:Topography,
+                seed:int|None=None, # seed of the draw; None: torch's generator, as the forum's layer
+               ):
+    "Every value drawn from a normal law of standard deviation `1 / sqrt(latent_dim)` (the forum's start)."
+    gen = torch.Generator(device=self.weight.device).manual_seed(seed) if seed is not None else None
+    self.weight.normal_(0., 1 / math.sqrt(self.latent_dim), generator=gen)
     return self
 
 # %% ../nbs/10_layers.ipynb #0865f190
@@ -104,13 +179,13 @@ def check_latent(self:Topography, z:torch.Tensor):
 @patch
 def project(self:Topography, z:torch.Tensor) -> torch.Tensor:
     "`z` as the distances see it: L2-normalised if `normalize`."
-    return F.normalize(z, dim=1) if self.normalize else z
+    return F.normalize(z, p=self.norm_p, dim=1) if self.normalize else z
 
 @patch
 def distances(self:Topography, z:torch.Tensor) -> torch.Tensor:
     "`[N, M]` distances from latent codes `z` to every unit."
     self.check_latent(z)
-    return pnorm_distances(self.project(z), self.project(self.weight), self.p)
+    return pnorm_distances(self.project(z), self.project(self.weight), self.p, self.power)
 
 @patch
 def unit_scores(self:Topography, z:torch.Tensor) -> torch.Tensor:
@@ -137,23 +212,52 @@ def assignment(self:Topography, d:torch.Tensor) -> torch.Tensor:
 # %% ../nbs/10_layers.ipynb #03df46ce
 @patch
 def kernel(self:Topography) -> torch.Tensor:
-    "`[M, M]` neighbourhood weights at the current `sigma`, each row summing to 1 if `kernel_norm`."
-    k = self.neighborhood_table()
+    "`[M, M]` neighbourhood weights at the current `sigma` (the forum's for `objective='forum'`), each row summing to 1 if `kernel_norm`."
+    if self.objective == 'forum':
+        k = torch.exp(-grid_pdist2(self.grid, self.norm_p).to(self.weight) / (2 * self.sigma ** 2 + 1e-5))
+    else: k = self.neighborhood_table()
     if not self.kernel_norm: return k
     total = k.sum(1, keepdim=True)
     return k / torch.where(total > 0, total, 1.)
 
 @patch
 def topographic_loss(self:Topography, z:torch.Tensor, d:torch.Tensor, q:torch.Tensor, bmu:torch.Tensor) -> torch.Tensor:
-    "SOM energy of latent codes `z` with distances `d`, assignment `q` and BMUs `bmu`."
+    "Topographic loss of latent codes `z` with distances `d`, assignment `q` and BMUs `bmu`: the SOM energy, or the forum's loss."
     kernel = self.kernel()
-    if self.assign == 'hard' and self.p == 2: return som_energy(self.project(z), self.project(self.weight), bmu, kernel)
+    if self.objective == 'forum': return ((q @ kernel.to(q)) * d).sum(1).mean()
+    if self.assign == 'hard' and self.p == 2 and self.power == 2 and self.norm_p == 2:
+        return som_energy(self.project(z), self.project(self.weight), bmu, kernel)
     return 0.5 * ((q @ kernel.to(q)) * d).sum(1).mean()
 
 @patch
-def forward(self:Topography, z:torch.Tensor) -> TopographyOutput:
-    "Distances to every unit, topographic loss, assignment and BMUs of latent codes `z`."
+def forum_outputs(self:Topography, z:torch.Tensor) -> tuple:
+    "The forum layer's outputs: squared grid distances of every unit to each sample's BMU, and the distances, both `[N, M]`."
+    d = self.distances(z)
+    grid = grid_pdist2(self.grid, self.norm_p).to(d)
+    return grid[d.detach().argmin(1)], d
+
+@patch
+def forward(self:Topography, z:torch.Tensor):
+    "Distances to every unit, topographic loss, assignment and BMUs of latent codes `z` (the forum's two tables if `outputs='forum'`)."
+    if self.outputs == 'forum': return self.forum_outputs(z)
     d = self.distances(z)
     q = self.assignment(d)
     bmu = d.detach().argmin(1)
     return TopographyOutput(d, self.topographic_loss(z, d, q, bmu), q, bmu)
+
+# %% ../nbs/10_layers.ipynb #0bd35a6e
+@patch(as_prop=True)
+def lin_wts(self:Topography) -> torch.nn.Parameter:
+    "The units, under the forum's name."
+    return self.weight
+
+@patch(as_prop=True)
+def locations(self:Topography) -> torch.Tensor:
+    "(row, col) of every unit as floats, the forum's `locations`."
+    return self.grid.positions().float()
+
+@patch
+def _load_from_state_dict(self:Topography, state_dict, prefix, *args, **kwargs):
+    if prefix + 'lin_wts' in state_dict and prefix + 'weight' not in state_dict:   # a state saved by the forum's layer
+        state_dict[prefix + 'weight'] = state_dict.pop(prefix + 'lin_wts')
+    return Som._load_from_state_dict(self, state_dict, prefix, *args, **kwargs)

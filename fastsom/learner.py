@@ -4,26 +4,26 @@
 
 # %% ../nbs/08_learner.ipynb #b057b41f
 from __future__ import annotations
-import os
+import os, random
 from collections import namedtuple
 from pathlib import Path
-import torch
+import numpy as np, pandas as pd, torch
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastcore.foundation import L
-from fastai.learner import Learner
+from fastai.learner import Learner, Recorder, AvgLoss
+from fastai.torch_core import display_df, rank_distrib
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
-from fastai.callback.schedule import SchedExp
 from .som import Som
 from .loss import SomLoss
-from .metrics import quantization_error, topographic_error
+from .metrics import som_metrics
 from .data import SomDataLoaders
-from .callback.schedule import AttrScheduler
+from .callback.schedule import AttrScheduler, FromCurrent
 
 # %% auto #0
-__all__ = ['BMUs', 'SomLearner', 'ExactBatchMap', 'som_learner']
+__all__ = ['BMUs', 'EpochLoss', 'SomRecorder', 'SomLearner', 'ExactBatchMap', 'SeededShuffle', 'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
@@ -32,8 +32,31 @@ def _handles(cb:Callback, event_name:str) -> bool:
     "Whether `cb` has a handler of `event_name`: a method of its class, or one passed to its constructor."
     return hasattr(type(cb), event_name) or event_name in vars(cb)
 
+class EpochLoss(AvgLoss):
+    "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
+    def accumulate(self, learn):
+        "Add the batch's loss, starting afresh at each epoch's first batch."
+        if learn.iter == 0: self.reset()
+        super().accumulate(learn)
+
+class SomRecorder(Recorder):
+    "fastai's `Recorder` with a SOM's training loss (`EpochLoss`) and every step in `plot_loss`."
+    @property
+    def name(self): return 'recorder'
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.smooth_loss = EpochLoss()
+    def plot_loss(self, skip_start=0, **kwargs):
+        "fastai's `plot_loss`, skipping no step by default (a SOM often has one step per epoch)."
+        return super().plot_loss(skip_start=skip_start, **kwargs)
+
 class SomLearner(Learner):
     "A `Learner` that trains a `Som`."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if type(getattr(self, 'recorder', None)) is Recorder:
+            self.remove_cb(self.recorder)
+            self.add_cb(SomRecorder())
     def __call__(self, event_name):
         "Run the handlers of an event, or of a list of events, in the callbacks' order."
         for name in [event_name] if isinstance(event_name, str) else event_name: self._call_one(name)
@@ -51,6 +74,35 @@ class SomLearner(Learner):
         index = self.som.bmus(self.dls.encode(x)).cpu()
         return BMUs(index, self.som.grid.positions()[index])
 
+    def predict(self, item, rm_type_tfms=None, with_input=False):
+        "One sample's BMU as fastai's `(decoded, pred, raw)`: its (row, col) `position`, its `index`, its unit's vector."
+        if isinstance(item, pd.DataFrame) and len(item) != 1:
+            raise ValueError(f"predict takes one sample, got {len(item)} rows; use learn.bmus(x) for many")
+        x = item if isinstance(item, (pd.Series, pd.DataFrame)) else np.array(item if not torch.is_tensor(item) else item.cpu()).reshape(1, -1)
+        b = self.bmus(x)
+        res = b.position[0], b.index[0], self.codebook()[b.index[0]]
+        return (self.dls.encode(x)[0].cpu(), *res) if with_input else res
+
+    def show_results(self, ds_idx=1, dl=None, max_n:int=9, shuffle:bool=True, show:bool=True) -> pd.DataFrame:
+        "A table of `max_n` samples (in the data's units) with their BMU's position and their distance to it."
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
+        x = dl.one_batch()[0][:max_n]
+        w = self.som.weight.detach()
+        bmu = self.som.bmus(x)
+        df = pd.DataFrame(self.dls.decode(x).cpu().numpy(), columns=self.dls.feature_names)
+        pos = self.som.grid.positions()[bmu.cpu()]
+        df = df.assign(bmu_row=pos[:, 0].numpy(), bmu_col=pos[:, 1].numpy(), distance=(x - w[bmu]).norm(dim=1).cpu().numpy())
+        if show: display_df(df)
+        return df
+
+    def lr_find(self, *args, **kwargs):
+        "Refused: a SOM's learning rate has a natural value, 1, where each step is Kohonen's batch map."
+        if not isinstance(self.loss_func, SomLoss): return super().lr_find(*args, **kwargs)
+        raise ValueError("lr_find does not apply to a SOM: with lr=1 each step is Kohonen's batch map, which moves every unit "
+                         "to its neighbourhood's mean (the minimum of the energy with the BMUs held), so the natural "
+                         "learning rate is 1; the loss also falls with sigma, not only with the learning rate. "
+                         "Use lr=1 (the default), or a smaller lr to damp the steps, e.g. fit_one_cycle(n, lr_max=0.5)")
+
     def codebook(self, decoded:bool=True) -> torch.Tensor:
         "Units' vectors, `[n_units, n_features]`, in the data's original units unless `decoded=False`."
         w = self.som.weight.detach().cpu()
@@ -58,6 +110,7 @@ class SomLearner(Learner):
 
     def export(self, fname='export.pkl', **kwargs):
         "Export for inference (like `Learner.export`), atomically."
+        if rank_distrib(): return  # in a distributed run, process 0 writes (as fastai's `export`)
         dest = Path(self.path / fname).absolute()
         tmp = dest.with_name(f'.{dest.name}.tmp')
         try:
@@ -71,21 +124,37 @@ class ExactBatchMap(Callback):
     "One exact batch-map step per epoch, from gradients and unit masses summed over its mini-batches."
     order, run_valid = MixedPrecision.order - 4, False
     def before_fit(self):
+        "Check the loss is the Kohonen energy, whose summed gradients the step rescales."
         if not (isinstance(self.loss_func, SomLoss) and self.loss_func.update == 'kohonen'):
             raise ValueError("ExactBatchMap needs loss_func=SomLoss(som, update='kohonen')")
-    def before_epoch(self): self.mass = 0.
+    def before_epoch(self):
+        "Start the epoch's sum of unit masses."
+        self.mass = 0.
     def after_loss(self):
+        "Make the batch's gradient a sum (not a mean) over its samples, and add its unit masses."
         som, bmu = self.learn.model, self.learn.pred
         self.learn.loss_grad = self.learn.loss_grad * len(bmu)
         counts = torch.bincount(bmu, minlength=som.n_units).to(som.weight.dtype)
         self.mass = self.mass + som.neighborhood_table().t() @ counts
     def before_step(self):
+        "Skip the step until the epoch's last batch; then divide each unit's summed gradient by its mass."
         if self.iter < self.n_iter - 1: raise CancelBatchException()
         scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
         self.learn.model.weight.grad.mul_(scale[:, None])
 
+# %% ../nbs/08_learner.ipynb #e8aead21
+class SeededShuffle(Callback):
+    "Shuffle the training batches from this learner's own seeded generator, so that a seeded run repeats."
+    def __init__(self, seed:int): self.rng = random.Random(seed)
+    def before_fit(self):
+        "Lend the training loader this learner's generator for the fit."
+        self.own, self.dls.train.rng = self.dls.train.rng, self.rng
+    def after_fit(self):
+        "Take the generator back where the fit left it, and give the loader its own again."
+        self.rng, self.dls.train.rng = self.dls.train.rng, self.own
+
 # %% ../nbs/08_learner.ipynb #612d3cf9
-@delegates(Learner.__init__)
+@delegates(Learner.__init__, but=['opt_func'])
 def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 map_size=(10, 10), # (height, width), or an int for a square map
                 topology:str='rectangular', # 'rectangular' or 'hexagonal'
@@ -94,27 +163,27 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 neighborhood='gaussian', # name of a kernel, or a callable h(d2, sigma)
                 init:str='pca', # 'pca', 'samples' or 'random'
                 sigma:float|None=None, # starting radius; default half the longer side of the map
-                sigma_end:float=0.8, # radius at the end of every fit
+                sigma_end:float|None=1., # radius at the end of every fit, each fit starting where sigma is; None: sigma stays as you set it
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
-                search_dtype:torch.dtype|None=None, # e.g. torch.bfloat16 for a faster BMU search, re-ranked exactly
                 lr:float=1., # learning rate; 1 is the undamped batch map
+                opt_func=SGD, # plain SGD: with lr=1 each step is the batch map
                 metrics=None, # default: quantization and topographic error
                 cbs=None, # more callbacks
-                seed:int|None=None, # seed of the initialisation
+                seed:int|None=None, # seed of the initialisation and of the mini-batches' shuffling
                 **kwargs) -> SomLearner:
     "A `SomLearner` for a new SOM on the data of `dls`."
     som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma)
     train = dls.train.dataset
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
-    if not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
+    if sigma_end is not None and not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
     if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1
-    if metrics is None: metrics = [quantization_error, topographic_error]
-    kwargs.setdefault('opt_func', SGD)
     if mass_floor is None: mass_floor = 0. if len(dls.train) == 1 else 1.
     loss = SomLoss(som, 'kohonen' if accumulate else update, mass_floor)
     extra = [ExactBatchMap()] if accumulate else []
-    sched = AttrScheduler({'sigma': SchedExp(som.sigma, sigma_end)}, per_epoch=accumulate)
-    return SomLearner(dls, som, loss_func=loss, lr=lr, metrics=metrics, cbs=[sched, *extra, *L(cbs)], **kwargs)
+    if sigma_end is not None: extra.append(AttrScheduler({'sigma': FromCurrent(sigma_end)}, per_epoch=accumulate))
+    if seed is not None: extra.append(SeededShuffle(seed))
+    return SomLearner(dls, som, loss_func=loss, lr=lr, opt_func=opt_func, metrics=som_metrics(metrics),
+                      cbs=[*extra, *L(cbs)], **kwargs)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['conv_output_size', 'LocallyConnected2d']
+__all__ = ['conv_output_size', 'LocallyConnected2d', 'LocalConv2dLayer']
 
 # %% ../nbs/14_locally_connected.ipynb #79e1b2c6
 def _pair(v, name:str) -> tuple:
@@ -42,16 +42,18 @@ class LocallyConnected2d(nn.Module):
                  stride=1, # int or (sh, sw)
                  padding=0, # zero padding, int or (ph, pw)
                  bias:bool=True, # learn a bias for every output channel and position
+                 no_weights:bool=False, # hold no parameters: `forward` must be given the weights (and the bias)
                 ):
         super().__init__()
         for n, v in (('in_channels', in_channels), ('out_channels', out_channels)):
             if not (isinstance(v, int) and v > 0): raise ValueError(f"{n} must be a positive int, got {v!r}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.has_bias, self.no_weights = in_channels, out_channels, bias, no_weights
         self.in_size, self.kernel_size = _pair(in_size, 'in_size'), _pair(kernel_size, 'kernel_size')
         self.stride, self.padding = _pair(stride, 'stride'), _pair(padding, 'padding')
         self.out_size = conv_output_size(self.in_size, self.kernel_size, self.stride, self.padding)
-        self.weight = nn.Parameter(torch.empty(self.weight_shape))
-        self.bias = nn.Parameter(torch.empty(self.bias_shape)) if bias else None
+        own = not no_weights
+        self.register_parameter('weight', nn.Parameter(torch.empty(self.weight_shape)) if own else None)
+        self.register_parameter('bias', nn.Parameter(torch.empty(self.bias_shape)) if own and bias else None)
         self.reset_parameters()
 
     @property
@@ -63,12 +65,13 @@ class LocallyConnected2d(nn.Module):
 
     def reset_parameters(self):
         bound = 1 / math.sqrt(self.fan_in)
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None: nn.init.uniform_(self.bias, -bound, bound)
+        for p in (self.weight, self.bias):
+            if p is not None: nn.init.uniform_(p, -bound, bound)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, in_size={self.in_size}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, out_size={self.out_size}, bias={self.bias is not None}")
+                f"stride={self.stride}, padding={self.padding}, out_size={self.out_size}, bias={self.has_bias}"
+                + (", no_weights=True" if self.no_weights else ""))
 
 # %% ../nbs/14_locally_connected.ipynb #3741b5ff
 def _check_param(p:torch.Tensor, shape:tuple, n:int, name:str):
@@ -94,7 +97,10 @@ def forward(self:LocallyConnected2d,
     self._check_input(x)
     n, (oh, ow), c_out, L = x.shape[0], self.out_size, self.out_channels, self.out_size[0] * self.out_size[1]
     if weight is None: weight = self.weight
-    if bias is None and weight is self.weight: bias = self.bias
+    if bias is None: bias = self.bias
+    if weight is None or (bias is None and self.has_bias and self.no_weights):
+        raise ValueError("this layer was built with no_weights=True: pass its weight"
+                         + (" and bias" if self.has_bias else "") + " to forward")
     cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # [N, C_in k k, L]
     if _check_param(weight, self.weight_shape, n, 'weight'):
         w = weight.reshape(n * L, c_out, self.fan_in)
@@ -118,3 +124,64 @@ def from_conv2d(cls:LocallyConnected2d, conv:nn.Conv2d, in_size) -> LocallyConne
         lc.weight.copy_(conv.weight.expand(lc.weight_shape))
         if conv.bias is not None: lc.bias.copy_(conv.bias[:, None, None].expand(lc.bias_shape))
     return lc
+
+# %% ../nbs/14_locally_connected.ipynb #92c32986
+def _hyp_to_local(filters:torch.Tensor, bias:torch.Tensor|None, lc:LocallyConnected2d) -> tuple:
+    "hypnettorch's `[.., C_out, C_in k k, L]` filters and `[.., C_out, L]` bias as views in `lc`'s layout."
+    lead = filters.shape[:-3]
+    w = filters.movedim(-1, -3).reshape(*lead, *lc.weight_shape)   # [.., L, C_out, C_in k k] -> [.., H, W, C_out, C_in, k, k]
+    return w, None if bias is None else bias.reshape(*bias.shape[:-1], *lc.out_size)
+
+class LocalConv2dLayer(nn.Module):
+    "hypnettorch's locally connected layer (its constructor, attributes and weight layout) computed by `LocallyConnected2d`."
+    def __init__(self,
+                 in_channels:int, # channels of the input
+                 out_channels:int, # channels of the output
+                 in_height:int, # height of the input
+                 in_width:int, # width of the input
+                 kernel_size, # int or (kh, kw)
+                 stride=1, # int or (sh, sw)
+                 padding=0, # zero padding, int or (ph, pw)
+                 bias:bool=True, # one bias per output channel and position
+                 no_weights:bool=False, # hold no parameters: `forward` must be given `weights`
+                ):
+        super().__init__()
+        self.lc = LocallyConnected2d(in_channels, out_channels, (in_height, in_width), kernel_size, stride, padding,
+                                     bias, no_weights=True)
+        L = self.out_height * self.out_width
+        self._param_shapes = [[out_channels, self.lc.fan_in, L]] + ([[out_channels, L]] if bias else [])
+        self.register_parameter('filters', None if no_weights else nn.Parameter(torch.empty(self._param_shapes[0])))
+        self.register_parameter('bias', None if no_weights or not bias else nn.Parameter(torch.empty(self._param_shapes[1])))
+        # the same list as hypnettorch's (and so the same state_dict keys)
+        self._weights = None if no_weights else nn.ParameterList([p for p in (self.filters, self.bias) if p is not None])
+        if not no_weights: self.reset_parameters()
+
+    @property
+    def param_shapes(self) -> list: return self._param_shapes
+    @property
+    def weights(self) -> nn.ParameterList|None: return self._weights
+    @property
+    def out_height(self) -> int: return self.lc.out_size[0]
+    @property
+    def out_width(self) -> int: return self.lc.out_size[1]
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.lc.fan_in)
+        for p in self._weights: nn.init.uniform_(p, -bound, bound)
+
+    def extra_repr(self): return self.lc.extra_repr().replace(', no_weights=True', '') + f", no_weights={self._weights is None}"
+
+# %% ../nbs/14_locally_connected.ipynb #c86b6ce9
+@patch
+def forward(self:LocalConv2dLayer,
+            x:torch.Tensor, # [N, C_in, H, W]
+            weights:list|None=None, # [filters, bias] in `param_shapes`, each optionally with a leading batch dimension; default the layer's own
+           ) -> torch.Tensor:
+    "The layer applied to `x`: `[N, C_out, out_height, out_width]`."
+    if weights is None:
+        if self._weights is None: raise ValueError("this layer was built with no_weights=True: pass weights=[filters, bias] to forward")
+        weights = self._weights
+    if not isinstance(weights, (list, tuple, nn.ParameterList)) or len(weights) != len(self.param_shapes):
+        raise ValueError(f"weights must be a list of {len(self.param_shapes)} tensors of shapes {self.param_shapes}")
+    for p, shape, name in zip(weights, self.param_shapes, ('filters', 'bias')): _check_param(p, tuple(shape), x.shape[0], name)
+    return self.lc(x, *_hyp_to_local(weights[0], weights[1] if len(weights) > 1 else None, self.lc))

@@ -9,7 +9,7 @@ from fastcore.basics import patch, store_attr
 from .som import Som
 
 # %% auto #0
-__all__ = ['UPDATES', 'som_energy', 'SomLoss']
+__all__ = ['UPDATES', 'som_energy', 'sample_energy', 'mean_energy', 'SomLoss']
 
 # %% ../nbs/04_loss.ipynb #da7c45e2
 def som_energy(x:torch.Tensor, # samples, [N, D]
@@ -36,6 +36,36 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
     else: scale = 1. / len(x)
     return 0.5 * (scale * unit_sq).sum()
 
+# %% ../nbs/04_loss.ipynb #a1355aec
+def _bmu_rows(bmu:torch.Tensor, n_units:int):
+    "Units whose kernel rows are needed (None: all, for a batch of more than half as many samples as units), and each sample's row."
+    if len(bmu) > n_units // 2: return None, bmu
+    return torch.unique(bmu, return_inverse=True)
+
+def _smoothed_codebook(weight:torch.Tensor, kernel:torch.Tensor, units:torch.Tensor|None):
+    "The kernel rows of `units`, each normalised to sum 1, applied to the codebook and to its squared norms."
+    rows = (kernel if units is None else kernel[units]).to(weight.dtype)
+    rows = rows / rows.sum(1, keepdim=True).clamp(min=torch.finfo(rows.dtype).tiny)
+    return rows @ weight, rows @ (weight * weight).sum(1)
+
+def sample_energy(x:torch.Tensor, # samples, [N, D]
+                  weight:torch.Tensor, # codebook, [M, D]
+                  bmu:torch.Tensor, # best-matching unit of each sample, [N]
+                  kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
+                 ) -> torch.Tensor:
+    "Each sample's energy, `[N]`: half its squared distances to the units, weighted by its BMU's kernel row normalised to sum 1."
+    units, row = _bmu_rows(bmu, len(weight))
+    kw, kw2 = _smoothed_codebook(weight, kernel, units)
+    return 0.5 * ((x * x).sum(1) - 2 * (x * kw[row]).sum(1) + kw2[row]).clamp(min=0)
+
+def mean_energy(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor, kernel:torch.Tensor) -> torch.Tensor:
+    "The mean of `sample_energy` over the samples, from per-unit sums (no `[N, D]` temporary)."
+    units, row = _bmu_rows(bmu, len(weight))
+    kw, kw2 = _smoothed_codebook(weight, kernel, units)
+    sums = x.new_zeros(kw.shape).index_add(0, row, x)
+    counts = torch.bincount(row, minlength=len(kw)).to(x.dtype)
+    return 0.5 * (torch.linalg.vector_norm(x).square() - 2 * (sums * kw).sum() + (counts * kw2).sum()) / len(x)
+
 # %% ../nbs/04_loss.ipynb #3670172e
 UPDATES = ('batchmap', 'kohonen')
 
@@ -45,12 +75,19 @@ class SomLoss:
                  som:Som, # the map whose codebook is trained
                  update:str='batchmap', # 'batchmap': lr=1 gives Kohonen's batch map; 'kohonen': the mini-batch Kohonen rule
                  mass_floor:float=0., # damping of rarely hit units in 'batchmap' (see `som_energy`)
+                 reduction:str='mean', # 'mean': the mean per-sample energy; 'none': each sample's energy
                 ):
         if update not in UPDATES: raise ValueError(f"unknown update {update!r}; choose one of {', '.join(UPDATES)}")
         store_attr()
 
     def __call__(self, bmu:torch.Tensor, x:torch.Tensor) -> torch.Tensor:
-        return som_energy(x, self.som.weight, bmu, self.som.neighborhood_table(),
-                          per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)
+        "The per-sample energy of the batch (its mean, or each with `reduction='none'`), with the update's gradient."
+        w, kernel = self.som.weight, self.som.neighborhood_table()
+        if self.reduction == 'none': return sample_energy(x, w, bmu, kernel)
+        if self.reduction != 'mean': raise ValueError(f"unknown reduction {self.reduction!r}; choose 'mean' or 'none'")
+        energy = mean_energy(x, w, bmu, kernel)
+        if not (torch.is_grad_enabled() and w.requires_grad): return energy
+        step = som_energy(x, w, bmu, kernel, per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)
+        return energy.detach() + (step - step.detach())  # the value a user reads, the gradient of the update
 
     def __repr__(self): return f"SomLoss(update={self.update!r}, mass_floor={self.mass_floor})"

@@ -6,34 +6,84 @@
 from __future__ import annotations
 import torch
 from fastai.learner import Metric
+from .core import Grid, as_data
 from .som import Som
 
 # %% auto #0
-__all__ = ['quantization_error', 'topographic_error', 'SumMetric', 'QuantizationError', 'TopographicError']
+__all__ = ['bmu_distances', 'topographic_errors', 'quantization_error', 'topographic_error', 'SumMetric', 'QuantizationError',
+           'TopographicError', 'som_metrics']
 
 # %% ../nbs/05_metrics.ipynb #9fe2db9b
+def bmu_distances(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor) -> torch.Tensor:
+    "Euclidean distance from each sample to its best-matching unit's vector, `[n_samples]`."
+    return (x - weight[bmu]).norm(dim=1)
+
+def topographic_errors(grid:Grid, best2:torch.Tensor) -> torch.Tensor:
+    "Whether each sample's best two units (`best2`, `[n_samples, 2]`) are not grid neighbours, `[n_samples]` bools."
+    best2 = best2.cpu()
+    return ~grid.are_neighbours(best2[:, 0], best2[:, 1])
+
+def _map_of(codebook, grid:Grid|None=None) -> Som:
+    "`codebook` (a `Som`, or a `[n_units, n_features]` tensor laid out on `grid`) as a `Som` to search."
+    if isinstance(codebook, Som): return codebook
+    w = torch.as_tensor(codebook).detach()
+    grid = grid or Grid(1, len(w))
+    if grid.n_units != len(w): raise ValueError(f"the codebook has {len(w)} units, the grid {grid.n_units}")
+    som = Som(w.shape[1], grid.shape, grid.topology, grid.toroidal).to(w.device)
+    with torch.no_grad(): som.weight.copy_(w)
+    return som
+
+@torch.no_grad()
+def quantization_error(codebook, # a `Som`, or the units' vectors, `[n_units, n_features]`
+                       x, # samples in the codebook's units (tensor, array or DataFrame)
+                      ) -> float:
+    "Mean euclidean distance from each sample to its best-matching unit."
+    som = _map_of(codebook)
+    x = as_data(x, n_features=som.n_features).to(som.weight)
+    return bmu_distances(x, som.weight, som.bmus(x)).mean().item()
+
+@torch.no_grad()
+def topographic_error(codebook, # a `Som`, or the units' vectors, `[n_units, n_features]`
+                      x, # samples in the codebook's units (tensor, array or DataFrame)
+                      grid:Grid|None=None, # the units' grid; needed for a plain codebook
+                     ) -> float:
+    "Share of samples whose two best-matching units are not grid neighbours (NaN on a one-unit map)."
+    if grid is None and not isinstance(codebook, Som):
+        raise ValueError("topographic_error needs the units' grid: pass grid=Grid(height, width, ...) or a Som")
+    som = _map_of(codebook, grid)
+    if som.n_units == 1: return float('nan')
+    x = as_data(x, n_features=som.n_features).to(som.weight)
+    return topographic_errors(som.grid, som.bmus(x, k=2)).float().mean().item()
+
+
 class SumMetric(Metric):
     "A metric that adds up per-sample values over the validation set and reports their mean."
-    def reset(self): self.total, self.count = 0., 0
+    def reset(self):
+        "Start a new validation pass."
+        self.total, self.count = 0., 0
     def accumulate(self, learn):
+        "Add the batch's per-sample values and count its samples."
         self.total += self.batch_sum(learn.model, learn.xb[0], learn.pred)
         self.count += len(learn.xb[0])
     @property
     def value(self): return self.total / self.count if self.count else None
 
 class QuantizationError(SumMetric):
-    "Mean distance from each sample to its best-matching unit."
+    "Mean distance from each sample to its best-matching unit, over the validation set."
     name = 'quantization_error'
     @torch.no_grad()
-    def batch_sum(self, som:Som, x, bmu): return (x - som.weight[bmu]).norm(dim=1).sum().item()
+    def batch_sum(self, som:Som, x, bmu): return bmu_distances(x, som.weight, bmu).sum().item()
 
 class TopographicError(SumMetric):
-    "Share of samples whose two best-matching units are not grid neighbours."
+    "Share of samples whose two best-matching units are not grid neighbours, over the validation set."
     name = 'topographic_error'
     @torch.no_grad()
     def batch_sum(self, som:Som, x, bmu):
         if som.n_units == 1: return float('nan')
-        best2 = som.bmus(x, k=2).cpu()
-        return (~som.grid.are_neighbours(best2[:, 0], best2[:, 1])).sum().item()
+        return topographic_errors(som.grid, som.bmus(x, k=2)).sum().item()
 
-quantization_error, topographic_error = QuantizationError(), TopographicError()
+def som_metrics(metrics=None) -> list:
+    "New metric objects for one learner: `metrics`, with the plain error functions turned into their `Metric`s (default both)."
+    if metrics is None: metrics = [quantization_error, topographic_error]
+    wrappers = {quantization_error: QuantizationError, topographic_error: TopographicError}
+    return [wrappers[m]() if m in wrappers else m for m in (metrics if isinstance(metrics, (list, tuple)) else [metrics])]

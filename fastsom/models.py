@@ -49,6 +49,8 @@ class DeepSom(nn.Module):
         if topography is None: topography = Topography(latent_dim, map_size, **topo_kwargs)
         elif topography.latent_dim != latent_dim:
             raise ValueError(f"the topography has latent_dim {topography.latent_dim} but the encoder gives {latent_dim}")
+        if topography.outputs != 'fastsom':
+            raise ValueError("a DeepSom trains on the layer's loss: build the topography with outputs='fastsom'")
         self.encoder, self.topography = mlp([n_in, *hidden, latent_dim]), topography
         self.decoder = mlp([latent_dim, *reversed(hidden), n_in])
         self.n_in = n_in

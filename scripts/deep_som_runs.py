@@ -3,6 +3,7 @@
     python scripts/deep_som_runs.py                      # all configurations, seeds 0 1 2, 100 epochs, 1 thread
     python scripts/deep_som_runs.py --seeds 0 --threads 2
     python scripts/deep_som_runs.py --configs hard softmin_raw --mnist
+    python scripts/deep_som_runs.py --configs hard forum softmin gumbel straight_through --epochs 30   # the forum's question
 
 Each run splits the digits 75 / 25 (stratified, by the seed), trains on the 75 % only and measures on the
 held-out 25 %: purity of the units (sum over used units of the majority-label count / samples), NMI between
@@ -23,6 +24,8 @@ CONFIGS = {
     'straight_through': (dict(assign='straight_through'), {'purity': ('>=', 0.85), 'te': ('<=', 0.18)}),
     'softmin': (dict(assign='softmin'), {'purity': ('>=', 0.80), 'used': ('>=', 60)}),
     'gumbel': (dict(assign='gumbel'), {'purity': ('>=', 0.80), 'used': ('>=', 60)}),
+    # the forum's loss (unnormalised gaussian kernel, no 1/2, + 1e-5) and its normalised latent space, hard BMUs
+    'forum': (dict(assign='hard', topo_kwargs=dict(objective='forum', normalize=True)), {}),
     # plain softmin over raw distances: the collapse that the per-sample rescaling prevents
     'softmin_raw': (dict(assign='softmin', topo_kwargs=dict(scale=None)), {}),
 }

@@ -36,3 +36,30 @@ def test_default_run_on_bundled_data(tmp_path):
     assert r.returncode == 0, r.stderr
     run, = (tmp_path / 'runs').iterdir()
     assert run.name.startswith('digits-') and (run / 'model.pkl').exists()
+
+def test_drop_never_swallows_the_data_argument(tmp_path):
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(60, 2)), columns=['a', 'b']).assign(species='x', island='y')
+    df.to_csv(tmp_path / 'penguins.csv', index=False)
+    r = fastsom('train', '--drop', 'species', 'island', 'penguins.csv', '--epochs', '1', cwd=tmp_path)
+    assert r.returncode == 2 and 'unrecognized arguments: penguins.csv' in r.stderr, r.stderr
+    r = fastsom('train', '--drop', 'species', cwd=tmp_path)        # no data named: digits, which has no such column
+    assert r.returncode == 2 and 'not in digits: species' in r.stderr, r.stderr
+    assert not (tmp_path / 'runs').exists()
+    r = fastsom('train', '--drop', 'species,island', 'penguins.csv', '--epochs', '1', '--map', '3x3', '--out', 'a', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = fastsom('train', '--drop', 'species', '--drop', 'island', 'penguins.csv', '--epochs', '1', '--map', '3x3', '--out', 'b', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    fct.test_eq(json.loads((tmp_path / 'b/metrics.json').read_text())['features'], 2)
+
+def test_epochs_must_be_positive(tmp_path):
+    for bad in ('0', '-3'):
+        r = fastsom('train', '--epochs', bad, cwd=tmp_path)
+        assert r.returncode == 2 and 'argument --epochs: must be at least 1' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_loaded_run_lives_in_its_folder(tmp_path):
+    r = fastsom('train', 'iris', '--epochs', '1', '--map', '3x3', '--out', 'runs/x', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    learn = load_learner(tmp_path / 'runs/x/model.pkl')
+    fct.test_eq(learn.path, (tmp_path / 'runs/x').absolute())
+    learn.export('again.pkl')
+    assert (tmp_path / 'runs/x/again.pkl').exists() and not list(tmp_path.glob('runs/.*'))

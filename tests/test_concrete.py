@@ -119,7 +119,7 @@ def test_learner_converges_without_warning(one_thread):
     # the temperature followed SchedExp(10, 0.01) batch by batch, and was recorded
     temps = learn.recorder.hps['temperature']
     fct.test_eq(len(temps), 10 * len(dls.train))
-    fct.test_close(np.array(temps), 10 * 0.001 ** (np.arange(len(temps)) / len(temps)), eps=1e-6)
+    fct.test_close(np.array(temps), 10 * 0.001 ** (np.arange(len(temps)) / (len(temps) - 1)), eps=1e-6)  # ends at 0.01
     fct.test_fail(lambda: learn.transform(df.iloc[:3, :4]), contains='features')
 
 def test_warns_when_not_converged(one_thread):
@@ -147,3 +147,92 @@ def test_autoencoder_shapes_and_seed(one_thread):
     m1, m2 = (concrete_learner(som_dataloaders(torch.rand(40, 9), normalize=False, device='cpu'), k=4, seed=3).model for _ in range(2))
     fct.test_eq(m1.selector.logits, m2.selector.logits)
     fct.test_eq(ConcreteAutoencoder(9, 4, hidden=())(torch.rand(2, 9)).shape, (2, 9))
+
+# ---- the report's temperature callback, written out from its description: epochs count from 1; before
+# `warmup_epochs` the value is `temp_base`; afterwards the annealing counts epochs from warmup_epochs + 1;
+# 'exp' goes geometrically from base to min over num_epochs - (warmup_epochs + 1) epochs, 'linear' falls by
+# (min - base) / (num_epochs - warmup_epochs) per epoch; past `stop_anneal` annealing epochs (if > 0) the value
+# is that of epoch `stop_anneal`; the annealed value is never below `temp_min`.
+def report_temperature(epoch, num_epochs, base, low, stop_anneal=0, warmup_epochs=0, mode='exp'):
+    if epoch < warmup_epochs: return base
+    a, span = epoch - warmup_epochs - 1, num_epochs - warmup_epochs - 1
+    if mode == 'exp':
+        if stop_anneal > 0 and a > stop_anneal: return base * (low / base) ** (stop_anneal / span)
+        value = base * (low / base) ** (a / span)
+    else:
+        slope = (low - base) / (num_epochs - warmup_epochs)
+        if stop_anneal > 0 and a > stop_anneal: return base + slope * stop_anneal
+        value = base + slope * a
+    return max(value, low)
+
+CONFIGS = [dict(num_epochs=20, base=10., low=0.01), dict(num_epochs=20, base=10., low=0.01, mode='linear'),
+           dict(num_epochs=30, base=5., low=0.1, warmup_epochs=4), dict(num_epochs=30, base=5., low=0.1, warmup_epochs=4, mode='linear'),
+           dict(num_epochs=25, base=2., low=0.05, stop_anneal=10, warmup_epochs=3), dict(num_epochs=25, base=2., low=0.5, stop_anneal=7, mode='linear'),
+           dict(num_epochs=12, base=1., low=0.2, stop_anneal=30)]
+
+@pytest.mark.parametrize('cfg', CONFIGS)
+def test_epoch_schedule_gives_the_reports_temperatures(cfg):
+    from fastsom.callback.schedule import SchedAnneal
+    c = dict(cfg); n = c.pop('num_epochs')
+    f = SchedAnneal.from_epochs(n, c['base'], c['low'], c.get('stop_anneal', 0), c.get('warmup_epochs', 0), c.get('mode', 'exp'))
+    w = c.get('warmup_epochs', 0)
+    for epoch in range(1, n + 1):
+        ours, theirs = f((epoch - 1) / n), report_temperature(epoch, n, **c)
+        if w and epoch == w:   # the report's annealing counts from warmup_epochs + 1, so this one epoch is above base
+            fct.test_close(ours, c['base']); assert theirs > c['base']
+        else: fct.test_close(ours, theirs, eps=1e-9)
+
+def test_concrete_learner_takes_the_reports_schedule_per_epoch(one_thread):
+    from fastsom.callback.schedule import SchedAnneal
+    dls = som_dataloaders(_easy_data(120), bs=30, normalize=False, seed=0, device='cpu')   # 4 batches an epoch
+    sched = SchedAnneal.from_epochs(6, 10., 0.1, stop_anneal=3, mode='linear')
+    learn = concrete_learner(dls, k=2, hidden=(8,), temperature_sched=sched, per_epoch=True, threshold=0., seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(6)
+    expected = [report_temperature(e, 6, 10., 0.1, stop_anneal=3, mode='linear') for e in range(1, 7)]
+    fct.test_close(learn.recorder.hps['temperature'], np.repeat(expected, 4), eps=1e-9)
+
+def test_seed_makes_fits_repeatable_and_leaves_torch_alone(one_thread):
+    "Same seed: same Gumbel noise, dropout and batch order, fit after fit; torch's global generator untouched."
+    df = _easy_data(200)
+    dls = som_dataloaders(df, bs=20, normalize=False, seed=0, device='cpu')
+    def trained(seed):
+        learn = concrete_learner(dls, k=2, hidden=(8,), logit_dropout=0.2, threshold=0., seed=seed)
+        with learn.no_bar(), learn.no_logging():
+            learn.fit(2); first = learn.selector.logits.detach().clone()
+            learn.fit(1)
+        return first, learn.selector.logits.detach().clone(), learn.recorder.losses
+    torch.manual_seed(5); expected = torch.rand(3)
+    torch.manual_seed(5)
+    a, b, c = trained(1), trained(1), trained(2)
+    fct.test_eq(torch.rand(3), expected)
+    fct.test_eq(a[0], b[0]); fct.test_eq(a[1], b[1]); fct.test_eq([float(l) for l in a[2]], [float(l) for l in b[2]])
+    assert (a[0] - a[1]).abs().max() > 0          # the second fit is a new run, not a replay of the first
+    assert (a[1] - c[1]).abs().max() > 0
+
+def test_logits_have_no_weight_decay(one_thread):
+    "fastai's Adam decays every weight; on the logits that undoes the selection once cold samples stop giving gradients."
+    dls = som_dataloaders(_easy_data(100), bs=50, normalize=False, seed=0, device='cpu')
+    learn = concrete_learner(dls, k=2, hidden=(8,), threshold=0., seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    fct.test_eq([h['wd'] for h in learn.opt.hypers], [0.01, 0.])
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, wd=0.1)              # a fit's own wd reaches the decoder only
+    fct.test_eq([h['wd'] for h in learn.opt.hypers], [0.1, 0.])
+    # without gradient (a zero loss), the logits stay where they are; with the decay they would shrink
+    learn2 = concrete_learner(dls, k=2, hidden=(8,), threshold=0., seed=0)
+    learn2.loss_func = lambda p, t: 0 * p.sum()
+    before = learn2.selector.logits.detach().clone()
+    with learn2.no_bar(), learn2.no_logging(): learn2.fit(3)
+    fct.test_eq(learn2.selector.logits.detach(), before)
+    learn3 = concrete_learner(dls, k=2, hidden=(8,), threshold=0., seed=0, logit_wd=0.01)
+    learn3.loss_func = lambda p, t: 0 * p.sum()
+    with learn3.no_bar(), learn3.no_logging(): learn3.fit(3)
+    assert learn3.selector.logits.detach().abs().sum() < before.abs().sum()
+
+def test_divergence_is_the_reports_gjs():
+    "The report's generalized JS divergence, written out: weights 1/K, each distribution's KL from the weighted mean."
+    logits = torch.randn(6, 30, generator=gen(11), dtype=torch.float64) * 3
+    K = logits.shape[0]
+    pi, log_pi = torch.softmax(logits, 1), torch.log_softmax(logits, 1)
+    mean = (pi / K).sum(0, keepdim=True)
+    gjs = ((1 / K) * (pi * (log_pi - mean.log())).sum(1, keepdim=True)).sum(0)
+    fct.test_close(js_divergence(logits), gjs.squeeze(), eps=1e-12)

@@ -59,8 +59,8 @@ def test_hits_sum_to_samples_and_match_bmus():
 def test_train_and_valid_data():
     x = data(n=200)
     learn = som_learner(som_dataloaders(x, valid_pct=0.25, seed=0, device='cpu'), map_size=(3, 4), seed=0)
-    fct.test_eq(SomInterpretation.from_learner(learn).hits().sum(), 150)
-    fct.test_eq(SomInterpretation.from_learner(learn, ds_idx=1).hits().sum(), 50)
+    fct.test_eq(SomInterpretation.from_learner(learn, ds_idx=0).hits().sum(), 150)
+    fct.test_eq(SomInterpretation.from_learner(learn).hits().sum(), 50)       # the validation set by default, as in fastai
     fct.test_eq(SomInterpretation.from_learner(learn, dl=learn.dls.valid).hits().sum(), 50)
 
 def test_bmus_follow_more_training():

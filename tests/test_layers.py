@@ -147,9 +147,9 @@ def test_sigma_and_temperature_follow_the_attr_scheduler():
     learn.fit(2, 1e-2)
     hps = learn.recorder.hps
     fct.test_eq(len(hps['temperature']), 8)
-    fct.test_close(hps['temperature'], [0.01 ** (i / 8) for i in range(8)])
-    fct.test_close(hps['sigma'], [1.5 * (0.5 / 1.5) ** (i / 8) for i in range(8)])
-    fct.test_close(net.topo.temperature, 0.01 ** (7 / 8))
+    fct.test_close(hps['temperature'], [0.01 ** (i / 7) for i in range(8)])   # the last batch at the end value
+    fct.test_close(hps['sigma'], [1.5 * (0.5 / 1.5) ** (i / 7) for i in range(8)])
+    fct.test_close(net.topo.temperature, 0.01)
 
 def test_topography_is_a_som_for_the_metrics_and_pickles():
     topo = Topography(2, (1, 4), seed=0)
@@ -158,3 +158,77 @@ def test_topography_is_a_som_for_the_metrics_and_pickles():
     topo2 = pickle.loads(pickle.dumps(topo))
     z = torch.randn(5, 2, generator=gen(12))
     fct.test_close(topo2(z).loss, topo(z).loss)
+
+# ---- the forum's layer, written out from the description: units `lin_wts` [H*W, D] drawn normal with
+# std 1/sqrt(D) from torch's generator; forward normalises codes and units in the p_norm norm, takes the squared
+# p_norm distances, the argmin, and the squared p_norm grid distances of every unit's (row, col) to the BMU's;
+# loss = mean over samples of sum over units of exp(-grid_d2 / (2 sigma^2 + 1e-5)) * d2.
+class ForumTopography(nn.Module):
+    def __init__(self, latent_dim=128, height=20, width=20, p_norm=2):
+        super().__init__()
+        self.p_norm = p_norm
+        self.locations = torch.tensor([[i, j] for i in range(height) for j in range(width)], dtype=torch.float32)
+        self.lin_wts = nn.Parameter(torch.empty(height * width, latent_dim))
+        self.lin_wts.data.normal_(mean=0.0, std=1 / latent_dim ** 0.5)
+    def forward(self, z):
+        p = self.p_norm
+        d2 = torch.cdist(F.normalize(z, p=p, dim=1), F.normalize(self.lin_wts, p=p, dim=1), p=p) ** 2
+        near = self.locations.to(z)[d2.argmin(1)]
+        return torch.cdist(near, self.locations.to(z), p=p) ** 2, d2
+
+def forum_loss(grid_d2, d2, sigma): return (torch.exp(-grid_d2 / (2 * sigma ** 2 + 1e-5)) * d2).sum(1).mean()
+
+@pytest.mark.parametrize('p_norm', [2, 1, 3])
+def test_forum_layer_drop_in_reproduces_the_forum(p_norm):
+    torch.manual_seed(0); ref = ForumTopography(64, 10, 12, p_norm)
+    torch.manual_seed(0); topo = Topography.forum(latent_dim=64, height=10, width=12, p_norm=p_norm)
+    fct.test_eq(topo.lin_wts.detach(), ref.lin_wts.detach())               # the same draw from the same seed
+    fct.test_eq(topo.locations, ref.locations)
+    ref, topo = ref.double(), topo.double()
+    z = torch.rand(300, 64, generator=gen(20), dtype=torch.float64)
+    (g_ref, d_ref), (g, d) = ref(z), topo(z)
+    fct.test_close(g, g_ref, eps=1e-5); fct.test_close(d, d_ref, eps=1e-5)
+    # its loss as `objective='forum'`, trained by the forum's SGD: same losses and units step after step
+    topo.outputs, topo.sigma = 'fastsom', 5.
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.001, momentum=0.9)
+    opt = torch.optim.SGD(topo.parameters(), lr=0.001, momentum=0.9)
+    for _ in range(4):
+        l_ref = forum_loss(*ref(z), 5.); opt_ref.zero_grad(); l_ref.backward(); opt_ref.step()
+        l = topo(z).loss; opt.zero_grad(); l.backward(); opt.step()
+        fct.test_close(l, l_ref, eps=1e-5)
+    fct.test_close(topo.lin_wts, ref.lin_wts, eps=1e-5)
+    topo2 = Topography.forum(latent_dim=64, height=10, width=12, p_norm=p_norm).double()
+    topo2.load_state_dict(ref.state_dict())                                # the forum's saved `lin_wts`
+    fct.test_eq(topo2.lin_wts.detach(), ref.lin_wts.detach())
+
+def test_forum_options_on_the_plain_constructor():
+    topo = Topography(16, height=4, width=5, p_norm=3, normalize=True, objective='forum', init='normal', sigma=2., seed=0).double()
+    z = torch.randn(40, 16, generator=gen(21), dtype=torch.float64)
+    zz, ww = F.normalize(z, p=3, dim=1), F.normalize(topo.weight.detach(), p=3, dim=1)
+    d = torch.cdist(zz, ww, p=3) ** 2                                       # ||z - w||_3^2, not ^3
+    fct.test_close(topo(z).distances, d, eps=1e-9)
+    g = torch.cdist(topo.locations.double(), topo.locations.double(), p=3) ** 2
+    fct.test_close(topo(z).loss, (torch.exp(-g[d.argmin(1)] / (2 * 4 + 1e-5)) * d).sum(1).mean(), eps=1e-9)
+    fct.test_close(Topography(16, p=3, power=2, seed=0).double().distances(z), torch.cdist(z, Topography(16, p=3, seed=0).double().weight, p=3) ** 2, eps=1e-9)
+    fct.test_eq(Topography(16, height=4, width=5).map_size, (4, 5))
+    fct.test_close(Topography(64, (20, 20), init='normal', seed=0).weight.std().item(), 1 / 8, eps=0.003)
+    fct.test_fail(lambda: Topography(4, (2, 3), height=2, width=3), contains='give map_size or height and width, not both')
+    fct.test_fail(lambda: Topography(4, height=2), contains='give both height and width')
+    fct.test_fail(lambda: Topography(4, p=2, p_norm=2), contains='give p_norm')
+    fct.test_fail(lambda: Topography(4, objective='kohonen'), contains="unknown objective 'kohonen'")
+    fct.test_fail(lambda: Topography(4, objective='forum', neighborhood='bubble'), contains="leave neighborhood='gaussian'")
+    fct.test_fail(lambda: Topography(4, power=0), contains='power must be a positive number')
+
+@pytest.mark.parametrize('latent_dim', [2, 3, 128])
+def test_normalised_sheet_has_no_ties(latent_dim):
+    "With normalize=True a sheet through 0 gave whole rays of units one direction (exact ties) and a centre unit with none."
+    topo = Topography(latent_dim, (20, 20), normalize=True, seed=0)
+    units = F.normalize(topo.weight.detach(), dim=1)
+    assert torch.pdist(units).min() > 1e-3
+    if latent_dim >= 3:
+        z = torch.randn(2000, latent_dim, generator=gen(22))
+        two = topo.distances(z).topk(2, dim=1, largest=False).values
+        assert (two[:, 1] - two[:, 0]).min() > 0                            # no sample has two equally near units
+        # still a sheet in grid order
+        te = TopographicError().batch_sum(topo, units[torch.randperm(400, generator=gen(23))[:100]] * 1.0001, None)
+        assert te == 0

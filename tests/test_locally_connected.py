@@ -1,5 +1,5 @@
 "LocallyConnected2d: equals a convolution when every position shares one filter, has exact gradients, and never builds the broadcast temporary."
-import pytest, torch
+import math, pytest, torch
 from torch import nn
 import torch.nn.functional as F
 import fastcore.test as fct
@@ -86,3 +86,103 @@ def test_float64_and_state_dict():
     lc2 = LocallyConnected2d(1, 2, 5, 3, bias=False).double()
     lc2.load_state_dict(lc.state_dict())
     fct.test_eq(lc2.weight.detach(), lc.weight.detach())
+
+def test_weight_without_bias_keeps_the_layers_bias():
+    "The docs say a bias not passed is the layer's own: passing only `weight` must not drop it (it did)."
+    g = gen(4)
+    lc = LocallyConnected2d(2, 3, 6, 3)
+    x = torch.randn(4, 2, 6, 6, generator=g)
+    w = torch.randn(lc.weight_shape, generator=g)
+    fct.test_close(lc(x, w), lc(x, w, lc.bias), eps=1e-6)
+    fct.test_close(lc(x, lc.weight), lc(x), eps=1e-6)
+    fct.test_close(LocallyConnected2d(2, 3, 6, 3, bias=False)(x, w), lc(x, w, torch.zeros(lc.bias_shape)), eps=1e-6)
+
+def test_no_weights_layer_needs_its_weights():
+    lc = LocallyConnected2d(2, 3, 6, 3, no_weights=True)
+    fct.test_eq(list(lc.parameters()), [])
+    x = torch.randn(4, 2, 6, 6, generator=gen(5))
+    w, b = torch.randn(lc.weight_shape, generator=gen(6)), torch.randn(lc.bias_shape, generator=gen(7))
+    fct.test_close(lc(x, w, b), LocallyConnected2d(2, 3, 6, 3)(x, w, b), eps=1e-6)
+    fct.test_fail(lambda: lc(x), contains='no_weights=True: pass its weight and bias')
+    fct.test_fail(lambda: lc(x, w), contains='no_weights=True: pass its weight and bias')
+    fct.test_close(LocallyConnected2d(2, 3, 6, 3, bias=False, no_weights=True)(x, w), lc(x, w, torch.zeros_like(b)), eps=1e-6)
+
+# ---- hypnettorch's LocalConv2dLayer, written out from its documentation: patches [N, C_in k k, L] from
+# `F.unfold`, broadcast against filters [C_out, C_in k k, L] (or its per-sample [N, ...] extension), summed
+# over the patch dimension, plus the bias [C_out, L], viewed as [N, C_out, out_height, out_width].
+def seed_local_conv(x, filters, bias, kernel_size, stride, padding, out_hw):
+    patches = F.unfold(x, kernel_size, padding=padding, stride=stride)            # [N, F, L]
+    g = (patches.unsqueeze(1) * filters).sum(dim=2)                                 # [N, C_out, L]
+    if bias is not None: g = g + bias
+    return g.reshape(x.shape[0], -1, *out_hw)
+
+def seed_out_size(h, w, k, s, p):
+    k, s, p = [(v, v) if isinstance(v, int) else v for v in (k, s, p)]
+    return (h - k[0] + 2 * p[0]) // s[0] + 1, (w - k[1] + 2 * p[1]) // s[1] + 1
+
+CASES = [(3, 4, 9, 7, 3, 1, 0), (2, 5, 8, 8, 3, 2, 1), (1, 3, 10, 6, (3, 2), (1, 2), (1, 0)), (4, 2, 5, 5, 5, 1, 2)]
+
+@pytest.mark.parametrize('c_in,c_out,h,w,k,s,p', CASES)
+@pytest.mark.parametrize('bias', [True, False])
+def test_local_conv2d_layer_matches_the_seed(c_in, c_out, h, w, k, s, p, bias):
+    from fastsom.locally_connected import LocalConv2dLayer
+    layer = LocalConv2dLayer(c_in, c_out, h, w, k, stride=s, padding=p, bias=bias)
+    oh, ow = seed_out_size(h, w, k, s, p)
+    kk = (k, k) if isinstance(k, int) else k
+    shapes = [[c_out, c_in * kk[0] * kk[1], oh * ow]] + ([[c_out, oh * ow]] if bias else [])
+    fct.test_eq(layer.param_shapes, shapes)
+    fct.test_eq((layer.out_height, layer.out_width), (oh, ow))
+    fct.test_eq([list(t.shape) for t in layer.weights], shapes)
+    fct.test_eq(list(layer.state_dict()), ['filters', 'bias', '_weights.0', '_weights.1'] if bias else ['filters', '_weights.0'])
+    g = gen(8)
+    x = torch.randn(5, c_in, h, w, generator=g)
+    b = layer.bias if bias else None
+    fct.test_close(layer(x), seed_local_conv(x, layer.filters, b, k, s, p, (oh, ow)), eps=1e-5)
+    ws = [torch.randn(sh, generator=g) for sh in shapes]
+    fct.test_close(layer(x, weights=ws), seed_local_conv(x, ws[0], ws[1] if bias else None, k, s, p, (oh, ow)), eps=1e-5)
+    # fastsom's extra: one set of weights per sample
+    per = [torch.randn(5, *sh, generator=g) for sh in shapes]
+    expected = torch.cat([seed_local_conv(x[i:i + 1], per[0][i], per[1][i] if bias else None, k, s, p, (oh, ow)) for i in range(5)])
+    fct.test_close(layer(x, weights=per), expected, eps=1e-5)
+
+def test_local_conv2d_layer_gradients_reach_a_hypernetwork():
+    "A hypernetwork generates the weights (shared, and per sample); its gradients equal those through the seed's formula."
+    from fastsom.locally_connected import LocalConv2dLayer
+    layer = LocalConv2dLayer(2, 3, 8, 8, 3, stride=1, padding=1, no_weights=True)
+    fct.test_eq((layer.weights, list(layer.parameters())), (None, []))
+    shapes = layer.param_shapes
+    sizes = [math.prod(s) for s in shapes]
+    hnet = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, sum(sizes)))
+    g = gen(9)
+    x, emb, target = torch.randn(6, 2, 8, 8, generator=g), torch.randn(6, 4, generator=g), torch.randn(6, 3, 8, 8, generator=g)
+    def grads(fn, per_sample):
+        hnet.zero_grad()
+        flat = hnet(emb) if per_sample else hnet(emb[0])
+        lead = (6,) if per_sample else ()
+        ws = [t.reshape(*lead, *s) for t, s in zip(flat.split(sizes, -1), shapes)]
+        F.mse_loss(fn(x, ws), target).backward()
+        return [p.grad.clone() for p in hnet.parameters()]
+    def seed(x, ws):
+        if ws[0].ndim == 3: return seed_local_conv(x, ws[0], ws[1], 3, 1, 1, (8, 8))
+        return torch.cat([seed_local_conv(x[i:i + 1], ws[0][i], ws[1][i], 3, 1, 1, (8, 8)) for i in range(len(x))])
+    for per_sample in (False, True):
+        ours, theirs = grads(lambda x, ws: layer(x, weights=ws), per_sample), grads(seed, per_sample)
+        assert all(t.abs().sum() > 0 for t in ours)
+        for a, b in zip(ours, theirs): fct.test_close(a, b, eps=1e-5)
+
+def test_local_conv2d_layer_errors_and_state_dict():
+    from fastsom.locally_connected import LocalConv2dLayer
+    layer = LocalConv2dLayer(2, 3, 6, 6, 3)
+    x = torch.randn(4, 2, 6, 6)
+    fct.test_fail(lambda: layer(x, weights=[layer.filters]), contains='weights must be a list of 2 tensors')
+    fct.test_fail(lambda: layer(x, weights=[layer.filters.mT, layer.bias]), contains='filters has shape (3, 16, 18); expected (3, 18, 16)')
+    fct.test_fail(lambda: layer(x, weights=[layer.filters, layer.bias[:, :4]]), contains='bias has shape (3, 4)')
+    fct.test_fail(lambda: LocalConv2dLayer(2, 3, 6, 6, 3, no_weights=True)(x), contains='no_weights=True: pass weights=[filters, bias]')
+    fct.test_fail(lambda: LocalConv2dLayer(2, 3, 2, 6, 3), contains='does not fit')
+    other = LocalConv2dLayer(2, 3, 6, 6, 3)
+    other.load_state_dict(layer.state_dict())
+    fct.test_eq(other(x).detach(), layer(x).detach())
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    fct.test_eq(len(list(layer.parameters())), 2)                             # filters and bias once, though listed twice in state_dict
+    loss = layer(x).square().mean(); loss.backward(); opt.step()
+    assert layer(x).square().mean() < loss

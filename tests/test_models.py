@@ -144,7 +144,11 @@ def test_hard_mode_on_digits_meets_the_issue_targets(digits):
     te = learn.recorder.values[-1][learn.recorder.metric_names.index('topographic_error') - 1]
     assert unit_purity(b, yte) >= 0.88 and normalized_mutual_info_score(yte, b) >= 0.62
     print(f"purity {unit_purity(b, yte):.3f} NMI {normalized_mutual_info_score(yte, b):.3f} units {len(np.unique(b))} TE {te:.3f}")
-    assert len(np.unique(b)) >= 60 and te <= 0.15, (len(np.unique(b)), te)
+    # units used, measured with `python scripts/deep_som_runs.py --configs hard --seeds 0 1 2 3 4` (2026-11-30, this
+    # machine, x86_64, 1 thread): 62, 60, 60, 64, 63 (mean 61.8, sd 1.8); an Intel machine gave 59 for seed 0 (issue 14).
+    # A different processor rounds differently and the run drifts like another seed: the bound is mean - 3 sd.
+    # Purity (0.898-0.938), NMI (0.662-0.684) and TE (0.080-0.107) keep their bounds, met by every seed.
+    assert len(np.unique(b)) >= 56 and te <= 0.15, (len(np.unique(b)), te)
 
 def test_plain_fastai_dataloaders_work_too(digits):
     from fastai.data.core import DataLoaders
@@ -166,3 +170,14 @@ def test_normalised_latent_space_decodes_units_at_the_codes_length(digits):
         expected = learn.model.decoder(F.normalize(learn.topography.weight, dim=1) * length)
     fct.test_close(learn.prototypes(), expected, eps=1e-5)
     fct.test_close(learn.topography.distances(5 * learn.encode(X[:20])), learn.topography.distances(learn.encode(X[:20])), eps=1e-4)
+
+def test_forum_layer_in_a_deep_som():
+    "The forum's layer drops into a DeepSom once it returns fastsom's output; with the forum's two tables it is refused clearly."
+    fct.test_fail(lambda: DeepSom(10, latent_dim=4, topography=Topography.forum(4, 2, 3)), contains="outputs='fastsom'")
+    model = DeepSom(10, latent_dim=4, hidden=(8,), topography=Topography.forum(4, 2, 3, outputs='fastsom', sigma=1.))
+    x = torch.randn(6, 10)
+    recon, z = model(x)
+    g = torch.cdist(model.topography.locations, model.topography.locations) ** 2
+    d = torch.cdist(F.normalize(z, dim=1), F.normalize(model.topography.lin_wts, dim=1)) ** 2
+    forum = (torch.exp(-g[d.argmin(1)] / (2 + 1e-5)) * d).sum(1).mean()
+    fct.test_close(DeepSomLoss(model.topography, gamma=0.5)((recon, z), x), F.mse_loss(recon, x) + 0.5 * forum, eps=1e-5)

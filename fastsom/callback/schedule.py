@@ -4,45 +4,131 @@
 
 # %% ../../nbs/07_callback.schedule.ipynb #4cca5ded
 from __future__ import annotations
+import torch
+from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedExp, SchedLin, SchedCos, combine_scheds
 
 # %% auto #0
-__all__ = ['AttrScheduler']
+__all__ = ['ANNEAL_MODES', 'FromCurrent', 'schedule_pct', 'AttrScheduler', 'SchedAnneal']
 
 # %% ../../nbs/07_callback.schedule.ipynb #b6ff6a0b
+class FromCurrent:
+    "A schedule from an attribute's value when each fit starts to `end`: a later fit continues where the last one stopped."
+    def __init__(self,
+                 end:float, # value at the end of every fit
+                 shape=SchedExp, # how to get there: `SchedExp`, `SchedLin`, `SchedCos`, or any `f(start, end) -> f(pct)`
+                ): store_attr()
+    def __call__(self, start) -> callable: return self.shape(start, self.end)
+    def __repr__(self): return f"FromCurrent({self.end}, {getattr(self.shape, '__name__', self.shape)})"
+
+def schedule_pct(step:int, steps:int) -> float:
+    "Share of the schedule done at `step` of `steps` (0-based): 0 at the first step, 1 at the last, 1 for a single step."
+    return step / (steps - 1) if steps > 1 else 1.
+
+def _same(a, b) -> bool: return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
 class AttrScheduler(Callback):
     "Set model attributes from schedule functions of the training progress, before every batch."
     order, run_valid = ParamScheduler.order + 1, False
     def __init__(self,
-                 scheds:dict, # attribute name -> schedule function f(pct)
+                 scheds:dict, # attribute name -> schedule function f(pct), or a `FromCurrent`
                  per_epoch:bool=False, # change the values once per epoch instead of every batch
-                ): self.scheds, self.per_epoch = scheds, per_epoch
+                ): store_attr()
 
     def before_fit(self):
+        "Find the modules that hold each attribute, and this fit's schedules (a `FromCurrent` starts at today's value)."
         self.targets = {n: [m for m in self.learn.model.modules() if hasattr(m, n)] for n in self.scheds}
         missing = [n for n, ms in self.targets.items() if not ms]
         if missing: raise AttributeError(f"AttrScheduler: the model has no attribute {', '.join(missing)} to schedule")
-        self.hps = {'lr': [], **{n: [] for n in self.scheds}}
+        self.fns = {n: f(self.value(n)) if isinstance(f, FromCurrent) else f for n, f in self.scheds.items()}
+        self.hps, self.last = {'lr': [], **{n: [] for n in self.scheds}}, {}
+
+    def value(self, name:str): return getattr(self.targets[name][0], name)
+
+    def check(self):
+        "Refuse to go on when something else has changed a scheduled attribute during the fit: it would be overwritten."
+        for n, last in self.last.items():
+            if not _same(self.value(n), last):
+                raise RuntimeError(f"{n} was changed during fit to {self.value(n)!r} by something other than the AttrScheduler "
+                                   f"(which set {last!r}); to set {n} yourself, remove the scheduler first: "
+                                   f"learn.remove_cb(AttrScheduler), or som_learner(..., sigma_end=None) for sigma")
 
     def set_values(self, pct:float):
-        for n, f in self.scheds.items():
+        "Set every scheduled attribute to its schedule's value at `pct` of the fit."
+        self.check()
+        for n, f in self.fns.items():
             value = f(pct)
             for m in self.targets[n]: setattr(m, n, value)
+            self.last[n] = self.value(n)
 
     def before_epoch(self):
-        if self.per_epoch: self.set_values(self.epoch / self.n_epoch)
+        "With `per_epoch`, set this epoch's values: the first epoch at the schedule's start, the last at its end."
+        if self.per_epoch: self.set_values(schedule_pct(self.epoch, self.n_epoch))
     def before_batch(self):
-        if not self.per_epoch: self.set_values(self.pct_train)
+        "Set this batch's values: the fit's first batch at the schedule's start, its last batch at its end."
+        if not self.per_epoch: self.set_values(schedule_pct(self.train_iter, self.n_epoch * self.n_iter))
 
     def after_batch(self):
+        "Check nothing else changed the values, and record them with the learning rate."
+        self.check()
         self.hps['lr'].append(self.opt.hypers[-1]['lr'])
-        for n in self.scheds: self.hps[n].append(getattr(self.targets[n][0], n))
+        for n in self.scheds: self.hps[n].append(self.value(n))
 
     def after_fit(self):
+        "Hand the recorded values to the `Recorder`, for `plot_sched`."
         if not hasattr(self.learn, 'recorder'): return
         param_sched = any(isinstance(cb, ParamScheduler) for cb in self.learn.cbs)
         hps = dict(self.learn.recorder.hps) if param_sched and hasattr(self.learn.recorder, 'hps') else {'lr': self.hps['lr']}
         self.learn.recorder.hps = {**hps, **{n: v for n, v in self.hps.items() if n != 'lr'}}
 
     def __repr__(self): return f"AttrScheduler({', '.join(self.scheds)})"
+
+# %% ../../nbs/07_callback.schedule.ipynb #4135fa93
+ANNEAL_MODES = ('exp', 'linear')
+
+class SchedAnneal:
+    "`start` until `pct_start`, then annealed to `end` at `pct_end` ('exp' or 'linear'), frozen from `pct_stop` on."
+    def __init__(self,
+                 start:float, # value during the warm-up
+                 end:float, # value reached at `pct_end`
+                 mode:str='exp', # 'exp' (geometric) or 'linear'
+                 pct_start:float=0., # end of the warm-up
+                 pct_end:float=1., # where the annealing reaches `end` (the value stays there after)
+                 pct_stop:float|None=None, # freeze the value reached at this point; None: never
+                ):
+        if mode not in ANNEAL_MODES: raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(map(repr, ANNEAL_MODES))}")
+        if mode == 'exp' and not (start > 0 and end > 0): raise ValueError(f"exponential annealing needs positive values, got start={start}, end={end}")
+        if not 0 <= pct_start < pct_end: raise ValueError(f"need 0 <= pct_start < pct_end, got pct_start={pct_start}, pct_end={pct_end}")
+        if pct_stop is not None and not pct_stop >= pct_start: raise ValueError(f"pct_stop ({pct_stop}) must not come before pct_start ({pct_start})")
+        self.start, self.end, self.mode, self.pct_start, self.pct_end, self.pct_stop = start, end, mode, pct_start, pct_end, pct_stop
+
+    def __call__(self, pct:float) -> float:
+        if self.pct_stop is not None: pct = min(pct, self.pct_stop)
+        frac = min(max((pct - self.pct_start) / (self.pct_end - self.pct_start), 0.), 1.)
+        if self.mode == 'exp': return self.start * (self.end / self.start) ** frac
+        return self.start + (self.end - self.start) * frac
+
+    def __repr__(self):
+        return (f"SchedAnneal({self.start:g} -> {self.end:g}, {self.mode}, pct_start={self.pct_start:g}, "
+                f"pct_end={self.pct_end:g}, pct_stop={self.pct_stop})")
+
+# %% ../../nbs/07_callback.schedule.ipynb #c1bac6f3
+from fastcore.basics import patch
+
+@patch(cls_method=True)
+def from_epochs(cls:SchedAnneal,
+                n_epoch:int, # epochs of the fit
+                start:float, # value during the warm-up
+                end:float, # value at the end of the annealing
+                stop_anneal:int=0, # epochs of annealing after which the value is frozen; 0: anneal to the end
+                warmup_epochs:int=0, # epochs at `start` first
+                mode:str='exp', # 'exp' or 'linear'
+                ) -> SchedAnneal:
+    "The schedule of `pct` whose per-epoch values follow a description in epochs."
+    if not (isinstance(n_epoch, int) and n_epoch > warmup_epochs + 1 >= 1):
+        raise ValueError(f"need n_epoch > warmup_epochs + 1, got n_epoch={n_epoch}, warmup_epochs={warmup_epochs}")
+    if not stop_anneal >= 0: raise ValueError(f"stop_anneal must be 0 or more, got {stop_anneal}")
+    pct_end = (n_epoch - 1) / n_epoch if mode == 'exp' else 1.
+    pct_stop = (warmup_epochs + stop_anneal) / n_epoch if stop_anneal > 0 else None
+    return cls(start, end, mode, warmup_epochs / n_epoch, pct_end, pct_stop)
