@@ -172,12 +172,12 @@ CONFIGS = [dict(num_epochs=20, base=10., low=0.01), dict(num_epochs=20, base=10.
 
 @pytest.mark.parametrize('cfg', CONFIGS)
 def test_epoch_schedule_gives_the_reports_temperatures(cfg):
-    from fastsom.callback.schedule import SchedAnneal
+    from fastsom.callback.schedule import SchedAnneal, schedule_pct
     c = dict(cfg); n = c.pop('num_epochs')
     f = SchedAnneal.from_epochs(n, c['base'], c['low'], c.get('stop_anneal', 0), c.get('warmup_epochs', 0), c.get('mode', 'exp'))
     w = c.get('warmup_epochs', 0)
     for epoch in range(1, n + 1):
-        ours, theirs = f((epoch - 1) / n), report_temperature(epoch, n, **c)
+        ours, theirs = f(schedule_pct(epoch - 1, n)), report_temperature(epoch, n, **c)
         if w and epoch == w:   # the report's annealing counts from warmup_epochs + 1, so this one epoch is above base
             fct.test_close(ours, c['base']); assert theirs > c['base']
         else: fct.test_close(ours, theirs, eps=1e-9)

@@ -67,7 +67,7 @@ class AttrScheduler(Callback):
         if self.per_epoch: self.set_values(schedule_pct(self.epoch, self.n_epoch))
     def before_batch(self):
         "Set this batch's values: the fit's first batch at the schedule's start, its last batch at its end."
-        if not self.per_epoch: self.set_values(schedule_pct(self.train_iter, self.n_epoch * self.n_iter))
+        if not self.per_epoch: self.set_values(schedule_pct(self.epoch * self.n_iter + self.iter, self.n_epoch * self.n_iter))
 
     def after_batch(self):
         "Check nothing else changed the values, and record them with the learning rate."
@@ -129,6 +129,7 @@ def from_epochs(cls:SchedAnneal,
     if not (isinstance(n_epoch, int) and n_epoch > warmup_epochs + 1 >= 1):
         raise ValueError(f"need n_epoch > warmup_epochs + 1, got n_epoch={n_epoch}, warmup_epochs={warmup_epochs}")
     if not stop_anneal >= 0: raise ValueError(f"stop_anneal must be 0 or more, got {stop_anneal}")
-    pct_end = (n_epoch - 1) / n_epoch if mode == 'exp' else 1.
-    pct_stop = (warmup_epochs + stop_anneal) / n_epoch if stop_anneal > 0 else None
-    return cls(start, end, mode, warmup_epochs / n_epoch, pct_end, pct_stop)
+    last = n_epoch - 1  # `schedule_pct(epoch - 1, n_epoch)` is (epoch - 1) / last
+    pct_end = 1. if mode == 'exp' else n_epoch / last
+    pct_stop = (warmup_epochs + stop_anneal) / last if stop_anneal > 0 else None
+    return cls(start, end, mode, warmup_epochs / last, pct_end, pct_stop)
