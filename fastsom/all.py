@@ -10,9 +10,11 @@ from .core import *
 from .distance import *
 from .neighborhood import *
 from .som import *
+from .missing import *
 from .loss import *
 from .metrics import *
 from .data import *
+from .tabular import *
 from .callback.schedule import *
 from .learner import *
 from .interpret import *

@@ -59,6 +59,7 @@ class RowFile:
         "Rows `start:stop` (relative to this view) as a float32 tensor."
         start, stop = self.start + max(start, 0), self.start + min(stop, len(self))
         out = np.empty((max(stop - start, 0), self.n_cols), dtype=self.dtype)
+        if len(out) == 0: return torch.from_numpy(out).float()  # nothing to read (an exported learner's empty loaders)
         row_bytes = self.n_cols * self.dtype.itemsize
         with open(self.path, 'rb') as f:
             f.seek(self.offset + start * row_bytes)
@@ -248,8 +249,17 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
                     seed:int|None=None, # seed of the split and of the mini-batches' shuffling (default: random)
                     device=None, # where batches go; default the GPU if there is one
                     folder=None, # where CSV and Parquet files are converted to .npy (default: the temp dir)
+                    y_names=None, # target column(s) of a DataFrame: class labels or numbers (see `fastsom.supervised`)
+                    y=None, # or the targets beside `data`, one per row
+                    classes:bool|None=None, # treat the targets as classes; default: classes unless they are floats
+                    **table_kwargs, # for a table: cat_names, cont_names, weights, max_card (see `fastsom.tabular.table_dataloaders`)
                    ) -> SomDataLoaders:
-    "Unsupervised `DataLoaders` of the rows of `data`."
+    "Unsupervised `DataLoaders` of the rows of `data`; with `y_names` or `y`, supervised ones (`target_dataloaders`)."
+    if y_names is not None or y is not None:  # labels or values beside the features
+        from .supervised import target_dataloaders
+        return target_dataloaders(data, y_names, y, classes, valid_pct, bs, normalize, seed, device)
+    from fastsom.tabular import is_table, table_dataloaders  # `tabular` builds on this module, so it is imported here
+    if table_kwargs or is_table(data): return table_dataloaders(data, valid_pct, bs, seed, device, normalize=normalize, folder=folder, **table_kwargs)
     if isinstance(data, (str, Path)): return _file_dataloaders(data, valid_pct, bs, normalize, device, folder)
     names = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else None
     x = as_data(data)

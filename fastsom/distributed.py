@@ -78,13 +78,16 @@ class DistributedBatchMap(ExactBatchMap):
 
     def before_step(self):
         if self.iter == self.n_iter - 1:
-            grad = self.learn.model.weight.grad
-            buf = torch.cat([grad, torch.as_tensor(self.mass).to(grad).expand(len(grad))[:, None]], 1)
+            grad, d = self.learn.model.weight.grad, self.learn.model.weight.shape[1]
+            mass = torch.as_tensor(self.mass).to(grad).reshape(len(grad), -1)  # [M, 1], or [M, D] with missing cells
+            gaps = all_sum(grad.new_tensor([float(mass.shape[1] > 1)]), f'whether epoch {self.epoch} had missing cells')
+            if gaps.item() > 0: mass = mass.expand(len(grad), d)  # one process with gaps: all send masses per feature
+            buf = torch.cat([grad, mass], 1)
             start = time.perf_counter()
             all_sum(buf, f'the unit sums of epoch {self.epoch}')
             self.reduce_seconds.append(time.perf_counter() - start)
-            grad.copy_(buf[:, :-1])
-            self.mass = buf[:, -1]
+            grad.copy_(buf[:, :d])
+            self.mass = buf[:, d:]
         super().before_step()
 
 # %% ../nbs/16_distributed.ipynb #50011e76

@@ -13,6 +13,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 from matplotlib.colors import ListedColormap
 from matplotlib.transforms import AffineDeltaTransform
+from .missing import mean_filled
 from fastcore.basics import patch, store_attr
 from fastcore.imports import in_notebook
 from fastai.callback.core import Callback
@@ -164,6 +165,7 @@ def codebook_df(self:SomInterpretation) -> pd.DataFrame:
     "The codebook in the data's original units: one row per unit, indexed by (row, col), one column per feature."
     pos = self.grid.positions().numpy()
     index = pd.MultiIndex.from_arrays([pos[:, 0], pos[:, 1]], names=['row', 'col'])
+    if hasattr(self.learn.dls, 'decode_df'): return self.learn.dls.decode_df(self.learn.som.weight.detach().cpu(), index)  # a table: its columns, categories decoded
     return pd.DataFrame(self.learn.codebook().double().numpy(), index=index, columns=self.feature_names)
 
 @patch
@@ -175,7 +177,7 @@ def component_plane(self:SomInterpretation, feature) -> np.ndarray:
 @patch
 def principal_axes(self:SomInterpretation, k:int=3) -> torch.Tensor:
     "The first `k` principal axes of the standardised samples, `[n_features, k]`, each with a fixed sign."
-    x = self.x.double()
+    x = mean_filled(self.x.double())  # missing cells: their column means
     vals, vecs = torch.linalg.eigh(torch.cov(x.t(), correction=0).reshape(x.shape[1], x.shape[1]))
     vecs = vecs[:, vals.argsort(descending=True)[:k]]
     return vecs * vecs.gather(0, vecs.abs().argmax(0, keepdim=True)).sign()
@@ -201,7 +203,7 @@ def rgb(self:SomInterpretation,
     elif n == 3: v = _stretch(self.learn.codebook().double(), True)
     else:
         w = self.learn.codebook(decoded=False).double()
-        v = _stretch((w - self.x.double().mean(0)) @ self.principal_axes(3))
+        v = _stretch((w - self.x.double().nanmean(0)) @ self.principal_axes(3))
     return v.numpy().reshape(*self.shape, 3)
 
 # %% ../nbs/09_interpret.ipynb #dd8de812

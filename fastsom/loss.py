@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from fastcore.basics import patch, store_attr
 from .som import Som
+from .missing import has_missing, masked_energy, split_missing
 
 # %% auto #0
 __all__ = ['UPDATES', 'som_energy', 'sample_energy', 'mean_energy', 'SomLoss']
@@ -20,6 +21,7 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
                mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * mean mass)
               ) -> torch.Tensor:
     "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums."
+    if has_missing(x): return masked_energy(x, weight, bmu, kernel, per_unit, mass_floor)  # per unit and feature: `fastsom.missing`
     counts = torch.bincount(bmu, minlength=weight.shape[0])
     if len(x) <= len(counts) // 2:  # a small batch: sums over its hit units alone, O(N M D) instead of O(M^2 D)
         hit = counts.nonzero()[:, 0]
@@ -42,24 +44,38 @@ def _bmu_rows(bmu:torch.Tensor, n_units:int):
     if len(bmu) > n_units // 2: return None, bmu
     return torch.unique(bmu, return_inverse=True)
 
+def _normalised_rows(kernel:torch.Tensor, units:torch.Tensor|None, dtype) -> torch.Tensor:
+    "The kernel rows of `units` (all rows for None), each normalised to sum 1."
+    rows = (kernel if units is None else kernel[units]).to(dtype)
+    return rows / rows.sum(1, keepdim=True).clamp(min=torch.finfo(rows.dtype).tiny)
+
 def _smoothed_codebook(weight:torch.Tensor, kernel:torch.Tensor, units:torch.Tensor|None):
     "The kernel rows of `units`, each normalised to sum 1, applied to the codebook and to its squared norms."
-    rows = (kernel if units is None else kernel[units]).to(weight.dtype)
-    rows = rows / rows.sum(1, keepdim=True).clamp(min=torch.finfo(rows.dtype).tiny)
+    rows = _normalised_rows(kernel, units, weight.dtype)
     return rows @ weight, rows @ (weight * weight).sum(1)
 
-def sample_energy(x:torch.Tensor, # samples, [N, D]
+def _masked_sample_energy(x:torch.Tensor, weight:torch.Tensor, units:torch.Tensor|None, row:torch.Tensor, kernel:torch.Tensor):
+    "`sample_energy` of rows with missing cells: over each row's present features, rescaled to all of them as the search is."
+    rows = _normalised_rows(kernel, units, weight.dtype)
+    x0, m = split_missing(x)
+    kw, kw2 = rows @ weight, rows @ (weight * weight)  # per feature: a row's missing cells must not count
+    sq = (x0 * x0).sum(1) - 2 * (x0 * kw[row]).sum(1) + (m * kw2[row]).sum(1)
+    return 0.5 * (sq * (x.shape[1] / m.sum(1))).clamp(min=0)
+
+def sample_energy(x:torch.Tensor, # samples, [N, D], missing cells NaN
                   weight:torch.Tensor, # codebook, [M, D]
                   bmu:torch.Tensor, # best-matching unit of each sample, [N]
                   kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
                  ) -> torch.Tensor:
     "Each sample's energy, `[N]`: half its squared distances to the units, weighted by its BMU's kernel row normalised to sum 1."
     units, row = _bmu_rows(bmu, len(weight))
+    if has_missing(x): return _masked_sample_energy(x, weight, units, row, kernel)
     kw, kw2 = _smoothed_codebook(weight, kernel, units)
     return 0.5 * ((x * x).sum(1) - 2 * (x * kw[row]).sum(1) + kw2[row]).clamp(min=0)
 
 def mean_energy(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor, kernel:torch.Tensor) -> torch.Tensor:
-    "The mean of `sample_energy` over the samples, from per-unit sums (no `[N, D]` temporary)."
+    "The mean of `sample_energy` over the samples, from per-unit sums (no `[N, D]` temporary where no cell is missing)."
+    if has_missing(x): return sample_energy(x, weight, bmu, kernel).mean()
     units, row = _bmu_rows(bmu, len(weight))
     kw, kw2 = _smoothed_codebook(weight, kernel, units)
     sums = x.new_zeros(kw.shape).index_add(0, row, x)

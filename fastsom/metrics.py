@@ -8,6 +8,7 @@ import torch
 from fastai.learner import Metric
 from .core import Grid, as_data
 from .som import Som
+from .missing import present_distance
 
 # %% auto #0
 __all__ = ['bmu_distances', 'topographic_errors', 'quantization_error', 'topographic_error', 'SumMetric', 'QuantizationError',
@@ -15,8 +16,8 @@ __all__ = ['bmu_distances', 'topographic_errors', 'quantization_error', 'topogra
 
 # %% ../nbs/05_metrics.ipynb #9fe2db9b
 def bmu_distances(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor) -> torch.Tensor:
-    "Euclidean distance from each sample to its best-matching unit's vector, `[n_samples]`."
-    return (x - weight[bmu]).norm(dim=1)
+    "Euclidean distance from each sample to its best-matching unit's vector, `[n_samples]` (over present cells where some are missing)."
+    return present_distance(x, weight[bmu])
 
 def topographic_errors(grid:Grid, best2:torch.Tensor) -> torch.Tensor:
     "Whether each sample's best two units (`best2`, `[n_samples, 2]`) are not grid neighbours, `[n_samples]` bools."

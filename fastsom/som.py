@@ -218,6 +218,8 @@ def search_threads(self:Som, n_blocks:int) -> int:
 @torch.no_grad()
 def bmus(self:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     "Index of the best-matching unit of each row of `x` (`[N]`), or of the `k` best (`[N, k]`)."
+    from fastsom.missing import has_missing, masked_bmus  # `missing` builds on this module, so it is imported here
+    if has_missing(x): return masked_bmus(self, x, k)
     x = x.to(self.weight)
     if k > self.n_units: raise ValueError(f"asked for {k} best units of a map with {self.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
@@ -267,6 +269,8 @@ def init_weights(self:Som,
                  seed:int|None=None, # seed for the random choices
                 ):
     "Initialise the codebook from data `x`."
+    from fastsom.missing import has_missing, mean_filled
+    if isinstance(x, torch.Tensor) and has_missing(x): x = mean_filled(x)  # missing cells: the column means, for the start only
     x = as_data(x, n_features=self.n_features)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None  # None: torch's own generator
     if method == 'pca' and len(x) > 1: w = pca_init(x, self.grid)

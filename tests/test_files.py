@@ -32,3 +32,13 @@ def test_bad_files(tmp_path):
     fct.test_fail(lambda: som_dataloaders(tmp_path / 'bad.npy'), contains='infinite values')
     np.save(tmp_path / 'flat.npy', np.zeros(5))
     fct.test_fail(lambda: som_dataloaders(tmp_path / 'flat.npy'), contains='2-D')
+
+def test_a_learner_trained_from_a_file_exports_and_loads(tmp_path):
+    "The exported learner keeps empty loaders of the file's rows: reading zero rows must work."
+    from fastai.learner import load_learner
+    np.save(tmp_path / 'x.npy', np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32))
+    learn = som_learner(som_dataloaders(tmp_path / 'x.npy', bs=200), map_size=(3, 3), seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    learn.export(tmp_path / 'som.pkl')
+    loaded = load_learner(tmp_path / 'som.pkl')
+    fct.test_eq(loaded.bmus(np.zeros((2, 3), dtype=np.float32)).index, learn.bmus(np.zeros((2, 3), dtype=np.float32)).index)

@@ -11,10 +11,10 @@ def trained(map_size=(3, 5), **kw):
     return learn
 
 @pytest.mark.parametrize('bad, message', [
-    (np.where(np.arange(800).reshape(200, 4) == 5, np.nan, X), 'NaN values in 1 rows (first: row 1)'),
+    (np.where(np.arange(800).reshape(200, 4) // 4 == 5, np.nan, X), 'every feature missing (first: index 5)'),  # NaN cells: the table path
     (np.where(np.arange(800).reshape(200, 4) == 9, np.inf, X), 'infinite values'),
     (np.zeros((0, 4)), 'empty'),
-    (pd.DataFrame({'a': [1., 2.], 'species': ['x', 'y']}), 'non-numeric columns: species'),
+    (pd.DataFrame({'a': [1., 2.], 'day': pd.date_range('2020', periods=2)}), "column 'day' holds dates"),
     (np.zeros(5), '2-D'),
     (np.array([['a', 'b']]), 'must be numeric'),
 ])

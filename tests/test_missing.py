@@ -1,0 +1,109 @@
+"Missing cells: the masked search and batch map against the formulas written out, in float64, on every kind of grid."
+import math, pytest, torch
+import fastcore.test as fct
+from fastsom.all import Som, som_energy, som_dataloaders, som_learner
+from fastsom.missing import masked_bmus, masked_energy, masked_sqdist
+
+GRIDS = [('rectangular', False), ('rectangular', True), ('hexagonal', False), ('hexagonal', True)]
+
+def with_gaps(n, d, share=0.25, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=dtype)
+    gone = torch.rand(n, d, generator=g) < share
+    gone[torch.arange(n), torch.randint(d, (n,), generator=g)] = False  # every row keeps a cell
+    return x.masked_fill(gone, math.nan)
+
+def formula_dist2(x, w):
+    "D / n_i * sum over present k of (x_ik - w_jk)^2, from an [N, M, D] table (fine at test sizes)."
+    m = ~torch.isnan(x)
+    diff = torch.where(m[:, None], x[:, None] - w[None], 0.)
+    return (diff ** 2).sum(2) * (x.shape[1] / m.sum(1, keepdim=True).to(x.dtype))
+
+def formula_step(x, w, bmu, kernel):
+    "The batch map for incomplete data: w_jk = sum_i h_ij m_ik x_ik / sum_i h_ij m_ik (where the mass is positive)."
+    h, m = kernel[bmu], (~torch.isnan(x)).to(x.dtype)
+    mass = h.t() @ m
+    new = (h.t() @ torch.nan_to_num(x)) / mass
+    return torch.where(mass > 0, new, w)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_search_equals_formula(topology, toroidal):
+    som = Som(6, (4, 6), topology, toroidal).double()
+    som.init_weights(torch.randn(100, 6, dtype=torch.float64), 'random', seed=0)
+    x = with_gaps(500, 6, seed=1)
+    d2 = formula_dist2(x, som.weight.detach())
+    fct.test_close(masked_sqdist(x, som.weight.detach()), d2, eps=1e-10)
+    fct.test_eq(som.bmus(x), d2.argmin(1))
+    fct.test_eq(som.bmus(x, k=2), d2.topk(2, largest=False).indices)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_batch_map_equals_formula(topology, toroidal):
+    som = Som(5, (4, 5), topology, toroidal, sigma=1.5).double()
+    x = with_gaps(200, 5, seed=2)
+    som.init_weights(x, 'pca')
+    bmu, kernel = som.bmus(x), som.neighborhood_table().double()
+    w = som.weight.detach().clone().requires_grad_()
+    som_energy(x, w, bmu, kernel, per_unit=True).backward()
+    fct.test_close(w.detach() - w.grad, formula_step(x, w.detach(), bmu, kernel), eps=1e-10)  # SGD, lr=1
+    w = som.weight.detach().clone().requires_grad_()
+    som_energy(x, w, bmu, kernel).backward()  # the Kohonen rule: 1/N instead of 1/mass
+    h, m = kernel[bmu], (~torch.isnan(x)).double()
+    fct.test_close(w.grad, -(h.t() @ torch.nan_to_num(x) - (h.t() @ m) * w.detach()) / len(x), eps=1e-10)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_complete_data_is_the_dense_path(topology, toroidal):
+    som = Som(4, (4, 4), topology, toroidal).double()
+    x = torch.randn(300, 4, dtype=torch.float64)
+    som.init_weights(x, 'random', seed=3)
+    fct.test_eq(masked_bmus(som, x), som.bmus(x))
+    fct.test_eq(masked_bmus(som, x, k=3), som.bmus(x, k=3))
+    bmu, kernel = som.bmus(x), som.neighborhood_table().double()
+    for per_unit in (False, True):
+        w1, w2 = [som.weight.detach().clone().requires_grad_() for _ in range(2)]
+        e1, e2 = masked_energy(x, w1, bmu, kernel, per_unit, 1.), som_energy(x, w2, bmu, kernel, per_unit, 1.)
+        e1.backward(); e2.backward()
+        fct.test_close(e1, e2, eps=1e-10); fct.test_close(w1.grad, w2.grad, eps=1e-10)
+
+def test_exact_batch_map_over_mini_batches():
+    "Mini-batches summed by `ExactBatchMap` step like one batch of all the rows, missing cells and all."
+    x = with_gaps(400, 5, seed=4, dtype=torch.float32)
+    learners = []
+    for bs, accumulate in ((None, False), (64, True)):
+        learn = som_learner(som_dataloaders(x, valid_pct=0, bs=bs, device='cpu'), map_size=(4, 4), seed=0,
+                            accumulate=accumulate, mass_floor=0., metrics=[])
+        with learn.no_bar(), learn.no_logging(): learn.fit(2)
+        learners.append(learn)
+    fct.test_close(learners[0].som.weight, learners[1].som.weight, eps=1e-4)
+
+def test_quantization_error_over_present_cells():
+    x = with_gaps(300, 4, seed=5, dtype=torch.float32)
+    learn = som_learner(som_dataloaders(x, valid_pct=0, device='cpu'), map_size=(3, 3), seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    qe, te = learn.validate()[1:]
+    xe = learn.dls.train.dataset
+    d2 = formula_dist2(xe.double(), learn.som.weight.detach().double())
+    fct.test_close(qe, d2.min(1).values.sqrt().mean().item(), eps=1e-4)
+    assert 0 <= te <= 1
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_cuda_matches_cpu():
+    som = Som(8, (6, 6))
+    x = with_gaps(2000, 8, seed=6, dtype=torch.float32)
+    som.init_weights(x, 'pca')
+    cpu = som.bmus(x)
+    fct.test_eq(som.cuda().bmus(x.cuda()).cpu(), cpu)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_reported_loss_is_the_per_sample_energy_over_present_cells(topology, toroidal):
+    "The loss a user reads on rows with gaps: 1/2 sum_j h~_{b(i)j} D/n_i sum_present (x_ik - w_jk)^2, h~ rows summing to 1."
+    from fastsom.loss import SomLoss
+    som = Som(6, (4, 6), topology, toroidal).double()
+    som.init_weights(torch.randn(100, 6, dtype=torch.float64), 'random', seed=0)
+    x = with_gaps(200, 6, seed=2)
+    bmu, kernel = som.bmus(x), som.neighborhood_table().double()
+    h = kernel[bmu] / kernel[bmu].sum(1, keepdim=True)
+    expected = 0.5 * (h * formula_dist2(x, som.weight.detach())).sum(1)
+    fct.test_close(SomLoss(som, reduction='none')(bmu, x), expected, eps=1e-10)
+    with torch.no_grad(): fct.test_close(SomLoss(som)(bmu, x), expected.mean(), eps=1e-10)
+    small = x[:5]  # fewer samples than half the units: the hit-units path
+    fct.test_close(SomLoss(som, reduction='none')(som.bmus(small), small), expected[:5], eps=1e-10)
