@@ -266,6 +266,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'fastsom/distributed.py'),
                                      'fastsom.distributed.init_distributed': ( 'distributed.html#init_distributed',
                                                                                'fastsom/distributed.py'),
+                                     'fastsom.distributed.mass_columns': ('distributed.html#mass_columns', 'fastsom/distributed.py'),
                                      'fastsom.distributed.row_share': ('distributed.html#row_share', 'fastsom/distributed.py'),
                                      'fastsom.distributed.shard': ('distributed.html#shard', 'fastsom/distributed.py'),
                                      'fastsom.distributed.world_size': ('distributed.html#world_size', 'fastsom/distributed.py')},
