@@ -176,7 +176,7 @@ def feature_learner(som:Som, # a map of the features (see `feature_som`)
 def feature_som(som:Som, n_features:int) -> Som:
     "A map of the first `n_features` columns of `som`'s codebook: the search of an xyf map on new rows."
     sub = Som(n_features, som.map_size, som.grid.topology, som.grid.toroidal, som.distance, som.neighborhood, som.sigma,
-              block_bytes=som.block_bytes, search_dtype=som.search_dtype)
+              block_bytes=som.block_bytes)
     with torch.no_grad(): sub.weight.copy_(som.weight[:, :n_features])
     return sub.to(som.weight.device)
 
