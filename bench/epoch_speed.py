@@ -1,11 +1,14 @@
-"""Seconds per epoch of fastsom beside MiniSom and torchsom, and beside the machine's own limit.
+"""Seconds per epoch of fastsom beside xpysom, MiniSom and torchsom, and beside the machine's own limit.
 
-    python bench/epoch_speed.py                       # every CPU workload, all libraries
-    python bench/epoch_speed.py --workloads blobs100k --libs fastsom,minisom --threads 2
+    python bench/epoch_speed.py                       # every CPU workload, all libraries but MiniSom on blobs200k
+    python bench/epoch_speed.py --workloads blobs100k --libs fastsom,xpysom --threads 2
+    python bench/epoch_speed.py --skip ''             # MiniSom on blobs200k too: about 1,000 s per epoch on 2 cores
     python bench/epoch_speed.py --device cuda [--tf32]    # on a GPU: the GPU workloads, float32 or TF32 products
 
 Each library trains the same map on the same standardised data, one library at a time in its own
-process. The table gives seconds per epoch, each library's time over fastsom's, fastsom's epoch over the
+process, with `--threads` threads for torch and for NumPy's BLAS (xpysom and MiniSom compute with NumPy).
+`--skip LIB:WORKLOAD,...` leaves out runs too slow to wait for (by default MiniSom on blobs200k); the table
+says which were skipped. The header names the processor. The table gives seconds per epoch, each library's time over fastsom's, fastsom's epoch over the
 machine's limit, quantization and topographic error (one common function on the returned codebooks),
 and the peak resident memory of the process during its first training run (for the disk workloads, fastsom streams a
 .npy file, or a Parquet or CSV file converted chunk by chunk, in blocks: its peak must not grow from 100,000 to
@@ -42,7 +45,8 @@ WORKLOADS = {  # name: (samples, features, map height, map width, epochs)
 GPU_WORKLOADS = ('digits', 'blobs100k', 'blobs200k', 'wide1m')
 DISK = ('disk100k', 'disk1m', 'parquet100k', 'parquet1m', 'csv100k', 'csv1m')
 CPU_WORKLOADS = tuple(name for name in WORKLOADS if name != 'wide1m')  # wide1m: over an hour per library on 2 cores
-LIBS = ('fastsom', 'minisom', 'torchsom')
+LIBS = ('fastsom', 'xpysom', 'minisom', 'torchsom')
+SKIP = 'minisom:blobs200k'  # about 1,000 s per epoch on 2 cores: 2,000 s for one run
 
 def make_data(name, folder):
     "Standardised float32 data of a workload, saved as .npy; returns its path."
@@ -67,13 +71,21 @@ def make_data(name, folder):
         return path.with_suffix('.csv')
     return path
 
+def cpu_name():
+    "The processor's model name, as the operating system reports it."
+    import platform
+    try: return next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    try: return subprocess.run(['sysctl', '-n', 'machdep.cpu.brand_string'], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError): return platform.processor() or platform.machine()
+
 def sync(device):
     "Wait for the GPU's queued work, so that a timer reads the work done."
     import torch
     if device == 'cuda': torch.cuda.synchronize()
 
 def matmul_limit(n, d, m, threads, device='cpu', reps=5):
-    """Seconds for 2 n m d flops at the best blocked float32 matrix-product rate, that rate (GFLOP/s) and its kernel.
+    """Seconds for 2 n m d flops at the best blocked float32 matrix-product rate, that rate (GFLOP/s), its kernel and row block.
 
     The best over row blocks and over the two CPU kernels torch carries: MKL's (`torch.mm`) and oneDNN's
     (`x @ W^T + b`, which fastsom's search uses for blocks of 256 rows or more)."""
@@ -84,7 +96,7 @@ def matmul_limit(n, d, m, threads, device='cpu', reps=5):
     kernels = {'MKL' if device == 'cpu' else 'torch.mm': lambda xb, out: torch.mm(xb, w.t(), out=out)}
     if device == 'cpu' and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise'):
         kernels['oneDNN'] = lambda xb, out: torch.ops.mkldnn._linear_pointwise(xb, w, bias, 'none', [], '')
-    best, best_kernel = 0., None
+    best, best_kernel, best_rows = 0., None, None
     blocks = (64, 128, 256, 512, 1024, 2048, 4096) if device == 'cpu' else (1024, 4096, 16384, 65536)
     for rows in [r for r in blocks if r <= len(x)]:
         out = torch.empty(rows, m, device=device)
@@ -93,8 +105,8 @@ def matmul_limit(n, d, m, threads, device='cpu', reps=5):
                 sync(device); t = time.perf_counter()
                 for i in range(0, len(x) - rows + 1, rows): product(x[i:i + rows], out)
                 sync(device); rate = 2 * (len(x) // rows) * rows * m * d / (time.perf_counter() - t)
-                if rate > best: best, best_kernel = rate, name
-    return 2 * n * m * d / best, best / 1e9, best_kernel
+                if rate > best: best, best_kernel, best_rows = rate, name, rows
+    return 2 * n * m * d / best, best / 1e9, best_kernel, best_rows
 
 def errors(x, w, height, width):
     "Quantization error and topographic error (8-neighbour, rectangular) of codebook `w` [h*w, d] on `x`."
@@ -146,6 +158,18 @@ def train_minisom(x, h, w, epochs, device):
     t = time.perf_counter(); som.train_batch_offline(x, epochs); t = time.perf_counter() - t
     return som.get_weights().transpose(1, 0, 2).reshape(h * w, -1), t / epochs, {}
 
+def train_xpysom(x, h, w, epochs, device):
+    "xpysom's batch SOM, with NumPy on the CPU (CuPy on a GPU)."
+    from xpysom import XPySom
+    if device == 'cuda': import cupy as xp
+    else: xp = np
+    som = XPySom(w, h, x.shape[1], sigma=max(h, w) / 2, sigmaN=1., random_seed=0, xp=xp)
+    som.pca_weights_init(x)
+    t = time.perf_counter(); som.train(x, epochs); sync(device); t = time.perf_counter() - t
+    weights = som.get_weights()
+    weights = xp.asnumpy(weights) if device == 'cuda' else np.asarray(weights)
+    return weights.transpose(1, 0, 2).reshape(h * w, -1), t / epochs, {}
+
 def train_torchsom(x, h, w, epochs, device):
     import torch
     from torchsom.core.som import SOM
@@ -185,7 +209,9 @@ def child(args):
 def run_child(lib, workload, data, epochs, args):
     cmd = [sys.executable, __file__, '--child', lib, '--workload', workload, '--data', str(data), '--epochs', str(epochs),
            '--threads', str(args.threads), '--repeats', str(args.repeats), '--device', args.device] + ['--tf32'] * args.tf32
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    threads = str(args.threads)  # NumPy's BLAS reads these when it loads
+    env = {**os.environ, 'OMP_NUM_THREADS': threads, 'OPENBLAS_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode: return dict(error=r.stderr.strip().splitlines()[-1])
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -193,6 +219,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--workloads', default=None, help='default: every CPU workload, or the GPU ones with --device cuda')
     p.add_argument('--libs', default=','.join(LIBS))
+    p.add_argument('--skip', default=SKIP, help=f"LIB:WORKLOAD pairs not to run, comma-separated (default {SKIP}; '' runs all)")
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--epochs', type=int, default=None, help='epochs per library (default: per workload)')
     p.add_argument('--repeats', type=int, default=5, help='runs per library; the fastest is kept')
@@ -205,8 +232,10 @@ def main():
         import torch
         torch.backends.cuda.matmul.fp32_precision = 'tf32'  # for the limit too
     workloads = args.workloads.split(',') if args.workloads else GPU_WORKLOADS if args.device == 'cuda' else CPU_WORKLOADS
+    skip = {tuple(pair.split(':')) for pair in args.skip.split(',') if pair}
     print(f"# fastsom epoch benchmark, {time.strftime('%Y-%m-%d')}, {args.device}{' (TF32)' * args.tf32}, "
-          f"{args.threads} threads, {os.cpu_count()} cores\n")
+          f"{cpu_name()}, {args.threads} threads, {os.cpu_count()} cores\n")
+    print(f"`python bench/epoch_speed.py {' '.join(sys.argv[1:])}`\n")
     print('| workload | library | s / epoch | vs fastsom | vs limit | QE | TE | peak MB | note |')
     print('|---|---|---|---|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as folder:
@@ -217,10 +246,12 @@ def main():
             before = matmul_limit(n, d, h * w, args.threads, args.device)
             libs = ['fastsom'] if name in DISK else args.libs.split(',')
             if name == 'wide1m': libs = [lib for lib in libs if lib != 'minisom']  # its 1M x 10,000 distance table: 80 GB
-            results = {lib: run_child(lib, name, data, epochs, args) for lib in libs}
-            limit, rate, kernel = min(before, matmul_limit(n, d, h * w, args.threads, args.device))
+            results = {lib: dict(skipped=True) if (lib, name) in skip else run_child(lib, name, data, epochs, args) for lib in libs}
+            limit, rate, kernel, _ = min(before, matmul_limit(n, d, h * w, args.threads, args.device))
             base = results.get('fastsom', {}).get('seconds')
             for lib, r in results.items():
+                if 'skipped' in r:
+                    print(f"| {name} {n}x{d}, {h}x{w} | {lib} | skipped (--skip {lib}:{name}) |||||||"); continue
                 if 'error' in r:
                     print(f"| {name} {n}x{d}, {h}x{w} | {lib} | failed: {r['error']} |||||||"); continue
                 vs = f"{r['seconds'] / base:.1f}x" if base else '-'

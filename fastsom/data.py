@@ -249,9 +249,15 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
                     seed:int|None=None, # seed of the split and of the mini-batches' shuffling (default: random)
                     device=None, # where batches go; default the GPU if there is one
                     folder=None, # where CSV and Parquet files are converted to .npy (default: the temp dir)
+                    y_names=None, # target column(s) of a DataFrame: class labels or numbers (see `fastsom.supervised`)
+                    y=None, # or the targets beside `data`, one per row
+                    classes:bool|None=None, # treat the targets as classes; default: classes unless they are floats
                     **table_kwargs, # for a table: cat_names, cont_names, weights, max_card (see `fastsom.tabular.table_dataloaders`)
                    ) -> SomDataLoaders:
-    "Unsupervised `DataLoaders` of the rows of `data`."
+    "Unsupervised `DataLoaders` of the rows of `data`; with `y_names` or `y`, supervised ones (`target_dataloaders`)."
+    if y_names is not None or y is not None:  # labels or values beside the features
+        from .supervised import target_dataloaders
+        return target_dataloaders(data, y_names, y, classes, valid_pct, bs, normalize, seed, device, **table_kwargs)
     from fastsom.tabular import is_table, table_dataloaders  # `tabular` builds on this module, so it is imported here
     if table_kwargs or is_table(data): return table_dataloaders(data, valid_pct, bs, seed, device, normalize=normalize, folder=folder, **table_kwargs)
     if isinstance(data, (str, Path)): return _file_dataloaders(data, valid_pct, bs, normalize, device, folder)

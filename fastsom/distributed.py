@@ -18,9 +18,9 @@ from .loss import SomLoss
 from .learner import SomLearner, ExactBatchMap
 
 # %% auto #0
-__all__ = ['DEFAULT_TIMEOUT', 'world_size', 'init_distributed', 'row_share', 'shard', 'all_sum', 'DistributedBatchMap',
-           'EvenBatches', 'DistributedSteps', 'LocalSmoothLoss', 'DistributedSom', 'DataParallelSteps',
-           'data_parallel_ctx', 'distributed_dataloaders']
+__all__ = ['DEFAULT_TIMEOUT', 'world_size', 'init_distributed', 'row_share', 'shard', 'all_sum', 'mass_columns',
+           'DistributedBatchMap', 'EvenBatches', 'DistributedSteps', 'LocalSmoothLoss', 'DistributedSom',
+           'DataParallelSteps', 'data_parallel_ctx', 'distributed_dataloaders']
 
 # %% ../nbs/16_distributed.ipynb #f9bf8358
 DEFAULT_TIMEOUT = 600. # seconds any process waits for the others in one collective operation
@@ -70,6 +70,16 @@ def all_sum(t:torch.Tensor, what:str) -> torch.Tensor:
     return t
 
 # %% ../nbs/16_distributed.ipynb #ec4f2ab2
+def mass_columns(grad:torch.Tensor, # a codebook's gradient, [M, D]
+                 mass, # unit masses: [M, 1], [M, D] with missing cells, or 0. before any batch
+                 what:str, # what the masses are of, for error messages
+                ) -> torch.Tensor:
+    "Unit masses as columns to send beside `grad`: `[M, 1]`, or `[M, D]` in every process once one has missing cells."
+    mass = torch.as_tensor(mass).to(grad)
+    mass = mass.expand(len(grad), 1) if mass.ndim == 0 else mass.reshape(len(grad), -1)
+    gaps = all_sum(grad.new_tensor([float(mass.shape[1] > 1)]), f'whether {what} had missing cells')
+    return mass.expand(len(grad), grad.shape[1]) if gaps.item() > 0 else mass  # the same width everywhere
+
 class DistributedBatchMap(ExactBatchMap):
     "`ExactBatchMap` over the rows of all processes: gradients and masses summed once per epoch."
     def before_fit(self):
@@ -79,10 +89,7 @@ class DistributedBatchMap(ExactBatchMap):
     def before_step(self):
         if self.iter == self.n_iter - 1:
             grad, d = self.learn.model.weight.grad, self.learn.model.weight.shape[1]
-            mass = torch.as_tensor(self.mass).to(grad).reshape(len(grad), -1)  # [M, 1], or [M, D] with missing cells
-            gaps = all_sum(grad.new_tensor([float(mass.shape[1] > 1)]), f'whether epoch {self.epoch} had missing cells')
-            if gaps.item() > 0: mass = mass.expand(len(grad), d)  # one process with gaps: all send masses per feature
-            buf = torch.cat([grad, mass], 1)
+            buf = torch.cat([grad, mass_columns(grad, self.mass, f'epoch {self.epoch}')], 1)
             start = time.perf_counter()
             all_sum(buf, f'the unit sums of epoch {self.epoch}')
             self.reduce_seconds.append(time.perf_counter() - start)
@@ -112,26 +119,27 @@ class DistributedSteps(ExactBatchMap):
     def before_batch(self): self.mass = 0.
 
     def before_step(self):
-        grad = self.learn.model.weight.grad
+        grad, d = self.learn.model.weight.grad, self.learn.model.weight.shape[1]
         rows = torch.full_like(grad[:, :1], len(self.learn.pred))
-        buf = torch.cat([grad, torch.as_tensor(self.mass).to(grad).expand(len(grad))[:, None], rows], 1)
+        buf = torch.cat([grad, mass_columns(grad, self.mass, f'batch {self.iter} of epoch {self.epoch}'), rows], 1)
         start = time.perf_counter()
         all_sum(buf, f'the gradient of batch {self.iter} of epoch {self.epoch}')
         self.reduce_seconds.append(time.perf_counter() - start)
-        grad.copy_(buf[:, :-2])
-        mass, rows = buf[:, -2], buf[0, -1]
+        grad.copy_(buf[:, :d])
+        mass, rows = buf[:, d:-1], buf[0, -1]
         if self.update == 'kohonen': grad.div_(rows)
         else:  # as `som_energy(per_unit=True)` over the union of the batches
             ref = torch.maximum(mass, self.mass_floor * mass.clamp(min=0).mean()).clamp(min=torch.finfo(mass.dtype).tiny)
-            grad.mul_(torch.where(mass > 0, 1 / ref, 0.)[:, None])
+            grad.mul_(torch.where(mass > 0, 1 / ref, 0.))
 
 # %% ../nbs/16_distributed.ipynb #19669a2c
 def _fingerprint(rows, n:int=64) -> torch.Tensor:
     "Sizes and two weighted sums of `n` evenly spread rows: equal on processes that hold the same data."
     idx = torch.linspace(0, len(rows) - 1, min(n, len(rows))).round().long()
     x = rows[idx].double().cpu()
-    w = torch.arange(1., len(x) + 1, dtype=torch.float64)[:, None]
-    return torch.tensor([len(rows), x.shape[1], x.sum(), (w * x).sum()], dtype=torch.float64)
+    gaps = torch.isnan(x)
+    x, w = x.nan_to_num(), torch.arange(1., len(x) + 1, dtype=torch.float64)[:, None]  # missing cells count by where they are
+    return torch.tensor([len(rows), x.shape[1], x.sum(), (w * x).sum(), (w * gaps).sum()], dtype=torch.float64)
 
 def _device(model) -> torch.device: return next(model.parameters()).device
 

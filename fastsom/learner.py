@@ -133,7 +133,7 @@ class ExactBatchMap(Callback):
         self.mass = 0.
     def after_loss(self):
         "Make the batch's gradient a sum (not a mean) over its samples, and add its unit masses."
-        som, bmu = self.learn.model, self.learn.pred
+        som, bmu = self.loss_func.som, self.learn.pred
         self.learn.loss_grad = self.learn.loss_grad * len(bmu)
         counts = unit_presence(bmu, self.learn.xb[0], som.n_units).to(som.weight.dtype)  # [M, 1], or [M, D] with missing cells
         self.mass = self.mass + som.neighborhood_table().t() @ counts
@@ -141,7 +141,7 @@ class ExactBatchMap(Callback):
         "Skip the step until the epoch's last batch; then divide each unit's summed gradient by its mass."
         if self.iter < self.n_iter - 1: raise CancelBatchException()
         scale = torch.where(self.mass > 0, 1 / self.mass.clamp(min=torch.finfo(self.mass.dtype).tiny), 0.)
-        self.learn.model.weight.grad.mul_(scale)
+        self.loss_func.som.weight.grad.mul_(scale)
 
 # %% ../nbs/08_learner.ipynb #e8aead21
 class SeededShuffle(Callback):
@@ -170,11 +170,15 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
                 lr:float=1., # learning rate; 1 is the undamped batch map
                 opt_func=SGD, # plain SGD: with lr=1 each step is the batch map
-                metrics=None, # default: quantization and topographic error
+                metrics=None, # default: quantization and topographic error (with targets: accuracy or rmse)
                 cbs=None, # more callbacks
                 seed:int|None=None, # seed of the initialisation and of the mini-batches' shuffling
                 **kwargs) -> SomLearner:
-    "A `SomLearner` for a new SOM on the data of `dls`."
+    "A `SomLearner` for a new SOM on the data of `dls` (a `SupervisedSomLearner` when `dls` has targets)."
+    if hasattr(dls, 'target_names'):  # labels or values beside the features: a supervised map (`fastsom.supervised`)
+        args = {k: v for k, v in locals().items() if k not in ('dls', 'kwargs')}
+        from .supervised import supervised_learner
+        return supervised_learner(dls, **args, **kwargs)
     som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma)
     train = dls.train.dataset
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]

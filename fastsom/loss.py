@@ -84,19 +84,6 @@ def mean_energy(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor, kernel:to
     return 0.5 * (torch.linalg.vector_norm(x).square() - 2 * (sums * kw).sum() + (counts * kw2).sum()) / len(x)
 
 # %% ../nbs/04_loss.ipynb #3670172e
-@patch
-def neighborhood_table(self:Som) -> torch.Tensor:
-    "`[M, M]` neighbourhood weights between units at the current `sigma` (kept until `sigma` changes)."
-    key = (self.sigma, self.neighborhood, self.grid_dist2.device, self.grid_dist2.dtype)
-    if getattr(self, '_table_key', None) != key:
-        self._table, self._table_key = self.neighborhood(self.grid_dist2, self.sigma), key
-    return self._table
-
-@patch
-def __getstate__(self:Som):
-    "Pickle without the cached neighbourhood table."
-    return {k: v for k, v in super(Som, self).__getstate__().items() if k not in ('_table', '_table_key')}
-
 UPDATES = ('batchmap', 'kohonen')
 
 class SomLoss:

@@ -59,7 +59,7 @@ def masked_search(som:Som, k:int=1):
         raise ValueError(f"the distance {getattr(som.distance, '__name__', som.distance)!r} cannot compare rows with missing cells: "
                          "train with distance='sqeuclidean' or 'euclidean', or fill the missing cells first")
     w = som.weight.detach()
-    product = score_product(w.new_zeros(len(w)), torch.cat([-2 * w, w * w], 1))  # `[x0, m] @ [-2w, w*w]^T` on torch's fastest kernel
+    product = score_product(torch.cat([-2 * w, w * w], 1))  # `[x0, m] @ [-2w, w*w]^T` on torch's fastest kernel
     n_cand = min(som.n_units, k + RERANK_CANDIDATES - 1) if matmul_rounds(w.device) else k
     def search(xb, first_row:int=0):
         x0, m = split_missing(xb)

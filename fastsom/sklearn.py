@@ -12,17 +12,15 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data, check_array, column_or_1d
 from fastai.callback.core import Callback, CancelValidException
 from .core import seeded
-from .data import Standardize, SomDataLoader, SomDataLoaders, som_dataloaders
-from .loss import SomLoss
+from .data import Standardize, som_dataloaders
 from .learner import SomLearner, som_learner
 from .interpret import SomInterpretation
 from .supervised import (missing_targets, known_labels, target_table, smoothed_unit_means, MapReadout, TargetBlock,
-                         as_probabilities, feature_som)
+                         feature_som, feature_learner, supervised_method, xyf_rows, xyf_targets)
 from .cluster import cluster_map, CLUSTER_METHODS
 
 # %% auto #0
-__all__ = ['SUPERVISED', 'auto_map_size', 'SkipValidation', 'SomClassifier', 'SomRegressor', 'expected_failed_checks',
-           'SomClusterer']
+__all__ = ['auto_map_size', 'SkipValidation', 'SomClassifier', 'SomRegressor', 'expected_failed_checks', 'SomClusterer']
 
 # %% ../nbs/18_sklearn.ipynb #80839a01
 def auto_map_size(n_samples:int, # number of training rows
@@ -84,9 +82,7 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         x = self._encode(X)
         learn = self.learn_
         if self.search_som_ is not learn.som:  # xyf: a learner that sees the feature block alone
-            dl = SomDataLoader(torch.zeros(0, self.n_features_in_), self.scaler_, bs=1)
-            learn = SomLearner(SomDataLoaders(dl, dl.new(), feature_names=self._feature_names()), self.search_som_,
-                               loss_func=SomLoss(self.search_som_), metrics=[])
+            learn = feature_learner(self.search_som_, self.scaler_, self._feature_names())
         return SomInterpretation(learn, x, y)
 
     def _feature_names(self) -> list:
@@ -94,8 +90,6 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return [str(n) for n in names] if names is not None else [f'x{i}' for i in range(self.n_features_in_)]
 
 # %% ../nbs/18_sklearn.ipynb #cdd78b07
-SUPERVISED = ('auto', 'xyf', 'readout')
-
 class _SomSupervised(_SomEstimator):
     "Classifier and regressor: one set of parameters; `supervised='auto'` is xyf when `_xyf_when_labelled` and all rows are labelled."
     _xyf_when_labelled = True
@@ -107,7 +101,7 @@ class _SomSupervised(_SomEstimator):
                  topology:str='rectangular', # 'rectangular' or 'hexagonal'
                  toroidal:bool=False, # wrap the grid around both edges
                  sigma:float|None=None, # starting radius; default half the longer side of the map
-                 sigma_end:float=0.5, # final radius
+                 sigma_end:float=0.75, # final radius (see The final radius, above)
                  init:str='pca', # 'pca', 'samples' or 'random'
                  device=None, # where to train; default the GPU if there is one
                  random_state=None, # int for repeatable fits
@@ -130,29 +124,23 @@ class _SomSupervised(_SomEstimator):
 
     def _fit_targets(self, x:torch.Tensor, t:torch.Tensor, known:np.ndarray, classes, squeeze:bool=False):
         "Train the map on `x` with targets `t` (xyf or read-out) and keep the read-out."
-        if self.supervised not in SUPERVISED:
-            raise ValueError(f"unknown supervised {self.supervised!r}; choose one of {', '.join(SUPERVISED)}")
-        auto = 'xyf' if self._xyf_when_labelled and known.all() else 'readout'
-        self.supervised_ = auto if self.supervised == 'auto' else self.supervised
+        self.supervised_ = supervised_method(self.supervised, self._xyf_when_labelled, known)
         if self.supervised_ == 'readout':
             learn = self._train(x, normalize=True)
             self._search(learn, learn.dls.normalizer)
             table = smoothed_unit_means(learn.som.bmus(self.scaler_.encode(x)), t, known, learn.som, self.readout_sigma)
         else:
-            if not known.all():
-                raise ValueError(f"supervised='xyf' needs every row labelled, but {(~known).sum()} of {len(known)} are not; "
-                                 "use supervised='readout' for partly labelled data")
             scaler = Standardize.from_data(x)
             block = TargetBlock.from_targets(t, x.shape[1], self.target_weight, standardize=classes is None)
-            learn = self._train(torch.cat([scaler.encode(x), block.encode(t).float()], 1), normalize=False)
+            learn = self._train(xyf_rows(scaler.encode(x), t, block), normalize=False)
             self._search(learn, scaler, feature_som(learn.som, x.shape[1]))
-            table = block.decode(learn.som.weight.detach().cpu()[:, x.shape[1]:])
-            if classes is not None: table = as_probabilities(table)
+            table = xyf_targets(learn.som, x.shape[1], block, classes is not None)
         self.readout_ = MapReadout(table, classes, squeeze)
 
 # %% ../nbs/18_sklearn.ipynb #51f365bc
 class SomClassifier(ClassifierMixin, _SomSupervised):
     "A classifier that reads classes off a self-organizing map (see `fastsom.supervised`)."
+    _rows_per_unit = 1  # 'auto': one unit per training row (capped at 1,600 units)
     def fit(self, X, y):
         "Train the map on `X` with the class labels `y` (missing labels: unlabelled rows, read-out only)."
         x = self._validate_fit(X)
@@ -215,7 +203,7 @@ def expected_failed_checks(estimator) -> dict:
     "The `check_estimator` checks that `estimator` is expected to fail, with the reason (`expected_failed_checks=`)."
     if isinstance(estimator, SomRegressor) and estimator.supervised != 'xyf' and estimator.map_size == 'auto':
         return {'check_regressors_train': "R^2 > 0.5 on the training rows of a 1-informative-feature set: the default "
-                "map (10 rows per unit, features only) averages the target over its units; map_size=(10, 10) passes"}
+                "map (10 rows per unit, features only) averages the target over its units; map_size=(12, 12) passes"}
     return {}
 
 # %% ../nbs/18_sklearn.ipynb #14c0d9ad
@@ -229,7 +217,7 @@ class SomClusterer(ClusterMixin, _SomEstimator):
                  topology:str='rectangular', # 'rectangular' or 'hexagonal'
                  toroidal:bool=False, # wrap the grid around both edges
                  sigma:float|None=None, # starting radius; default half the longer side of the map
-                 sigma_end:float=0.5, # final radius
+                 sigma_end:float=0.5, # final radius (0.5 clusters the classes best: see The final radius, above)
                  init:str='pca', # 'pca', 'samples' or 'random'
                  device=None, # where to train; default the GPU if there is one
                  random_state=None, # int for repeatable fits (and the seed of k-means)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_som.ipynb #73099da7
 from __future__ import annotations
-import math
+import math, threading
+from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -15,8 +16,8 @@ from .neighborhood import get_neighborhood
 from .native import native_first_lowest
 
 # %% auto #0
-__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'ONEDNN_MIN_FEATURES', 'RERANK_CANDIDATES', 'INITS', 'Som', 'grouped_first_lowest',
-           'native_search', 'first_lowest', 'score_product', 'matmul_rounds', 'k_lowest', 'pca_init']
+__all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'RERANK_CANDIDATES', 'INITS', 'Som', 'grouped_first_lowest', 'native_search',
+           'first_lowest', 'k_lowest', 'score_product', 'matmul_rounds', 'in_threads', 'principal_axes', 'pca_init']
 
 # %% ../nbs/03_som.ipynb #e0a2353e
 class Som(nn.Module):
@@ -30,14 +31,13 @@ class Som(nn.Module):
                  neighborhood='gaussian', # name of a kernel in `NEIGHBORHOODS`, or a callable h(d2, sigma)
                  sigma:float|None=None, # neighbourhood radius; default half the longer side of the map
                  block_bytes:int|None=None, # memory for one block of the [samples, units] distance table; default 4 MiB on CPU, 256 MiB on GPU
-                 search_dtype:torch.dtype|None=None, # e.g. torch.bfloat16: BMU candidates from a faster product, re-ranked exactly
                 ):
         super().__init__()
         if not (isinstance(n_features, int) and n_features > 0):
             raise ValueError(f"n_features must be a positive int, got {n_features!r}")
         self.grid = Grid(*check_map_size(map_size), topology, toroidal)
         self.distance, self.neighborhood = get_distance(distance), get_neighborhood(neighborhood)
-        self.n_features, self.block_bytes, self.search_dtype = n_features, block_bytes, search_dtype
+        self.n_features, self.block_bytes = n_features, block_bytes
         self.sigma = sigma if sigma is not None else max(max(self.grid.shape) / 2, 1.)
         self.weight = nn.Parameter(torch.zeros(self.grid.n_units, n_features))
         self.register_buffer('grid_dist2', self.grid.dist2(), persistent=False)
@@ -57,6 +57,20 @@ class Som(nn.Module):
     def extra_repr(self):
         return f"n_features={self.n_features}, {self.grid}, sigma={self.sigma:.3g}"
 
+# %% ../nbs/03_som.ipynb #b3f1a002
+@patch
+def neighborhood_table(self:Som) -> torch.Tensor:
+    "`[M, M]` neighbourhood weights between units at the current `sigma` (kept until `sigma` changes)."
+    key = (self.sigma, self.neighborhood, self.grid_dist2.device, self.grid_dist2.dtype)
+    if getattr(self, '_table_key', None) != key:
+        self._table, self._table_key = self.neighborhood(self.grid_dist2, self.sigma), key
+    return self._table
+
+@patch
+def __getstate__(self:Som):
+    "Pickle without the cached neighbourhood table."
+    return {k: v for k, v in super(Som, self).__getstate__().items() if k not in ('_table', '_table_key')}
+
 # %% ../nbs/03_som.ipynb #57da4b4e
 @patch
 def block_rows(self:Som) -> int:
@@ -73,6 +87,7 @@ def unit_scores(self:Som, x:torch.Tensor) -> torch.Tensor:
                          f"expected {(x.shape[0], self.n_units)}")
     return d
 
+# %% ../nbs/03_som.ipynb #b3f1a006
 SCORE_GROUP = 32  # columns per group in `grouped_first_lowest`: a width torch's CPU `amin` runs vectorised
 
 def grouped_first_lowest(scores:torch.Tensor, group:int=SCORE_GROUP) -> torch.Tensor:
@@ -84,43 +99,18 @@ def grouped_first_lowest(scores:torch.Tensor, group:int=SCORE_GROUP) -> torch.Te
     within = groups[torch.arange(rows, device=scores.device), g[:, 0]].argmin(1, keepdim=True)
     return g * group + within
 
-def native_search(device:torch.device, dtype:torch.dtype, cols:int) -> bool:
-    "Whether `first_lowest` picks from tables of `cols` scores of `dtype` on `device` with the compiled kernel of `fastsom.native`."
-    return device.type == 'cpu' and dtype == torch.float32 and cols >= 2 * SCORE_GROUP and native_first_lowest() is not None
+# %% ../nbs/03_som.ipynb #5c0e1a01
+def native_search(device:torch.device, dtype:torch.dtype) -> bool:
+    "Whether scores of `dtype` on `device` are picked by the compiled kernel of `fastsom.native`."
+    return device.type == 'cpu' and dtype == torch.float32 and native_first_lowest() is not None
 
 def first_lowest(scores:torch.Tensor) -> torch.Tensor:
     "Column of the lowest score of each row, the first on ties, `[rows, 1]`: what `argmin` returns, faster on the CPU."
-    if native_search(scores.device, scores.dtype, scores.shape[1]) and scores.stride(1) == 1: return native_first_lowest()(scores)
+    if native_search(scores.device, scores.dtype) and (scores.shape[1] == 1 or scores.stride(1) == 1):
+        return native_first_lowest()(scores)
     return grouped_first_lowest(scores)
 
-ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES = 256, 128  # below either, MKL's `addmm` was as fast or faster
-
-def score_product(w2:torch.Tensor, # `||w||^2`, [M]
-                  w_neg2:torch.Tensor, # `-2 w`, [M, D]
-                 ):
-    "A function from a block of rows `xb` to `w2 + xb @ w_neg2.T`, `[rows, M]`, on the fastest kernel torch has for it."
-    wt = w_neg2.t()
-    onednn = (w_neg2.device.type == 'cpu' and w_neg2.dtype == torch.float32 and w_neg2.shape[1] >= ONEDNN_MIN_FEATURES
-              and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-              and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
-    if not onednn: return lambda xb: torch.addmm(w2, xb, wt)
-    w_neg2 = w_neg2.contiguous()
-    def product(xb):
-        if len(xb) < ONEDNN_MIN_ROWS: return torch.addmm(w2, xb, wt)
-        return torch.ops.mkldnn._linear_pointwise(xb, w_neg2, w2, 'none', [], '')
-    return product
-
-RERANK_CANDIDATES = 8  # candidates from a rounded product, re-ranked exactly (`bench/reduced_precision.py`)
-
-def matmul_rounds(device:torch.device) -> bool:
-    "Whether torch may round the inputs of float32 matrix products on `device` (to TF32 or bfloat16), as its user allowed."
-    if device.type not in ('cpu', 'cuda'): return False
-    backend = torch.backends.cuda.matmul if device.type == 'cuda' else getattr(torch.backends.mkldnn, 'matmul', None)
-    precision = getattr(backend, 'fp32_precision', None)
-    if precision is None: return torch.get_float32_matmul_precision() != 'highest'  # torch before per-backend settings
-    if precision in ('none', 'default'): precision = getattr(torch.backends, 'fp32_precision', 'ieee')  # the global one
-    return precision in ('tf32', 'bf16')
-
+# %% ../nbs/03_som.ipynb #b3f1a00a
 def k_lowest(scores:torch.Tensor, k:int, group:int=SCORE_GROUP) -> torch.Tensor:
     "Column indices of the `k` lowest scores of each row, `[rows, k]`: a `topk` over group minima first on wide rows."
     if k == 1: return first_lowest(scores) if scores.device.type == 'cpu' else scores.argmin(1, keepdim=True)
@@ -133,30 +123,96 @@ def k_lowest(scores:torch.Tensor, k:int, group:int=SCORE_GROUP) -> torch.Tensor:
     pick = within.topk(k, dim=1, largest=False).indices
     return best_groups.gather(1, pick // group) * group + pick % group
 
+# %% ../nbs/03_som.ipynb #b3f1a00d
+ONEDNN_MIN_ROWS = 256  # below, oneDNN's call costs more than MKL's
+
+def score_product(w_neg2:torch.Tensor, # `-2 w`, [M, D]
+                  w2:torch.Tensor|None=None, # `||w||^2`, [M], or None for the bare product
+                 ):
+    "A function from a block of rows `xb` to `w2 + xb @ w_neg2.T`, `[rows, M]`, on the fastest kernel torch has for it."
+    wt = w_neg2.t()
+    mm = (lambda xb: torch.mm(xb, wt)) if w2 is None else (lambda xb: torch.addmm(w2, xb, wt))
+    onednn = (w_neg2.device.type == 'cpu' and w_neg2.dtype == torch.float32 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+              and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
+    if not onednn: return mm
+    w_neg2 = w_neg2.contiguous()
+    def product(xb):
+        if len(xb) < ONEDNN_MIN_ROWS: return mm(xb)
+        return torch.ops.mkldnn._linear_pointwise(xb, w_neg2, w2, 'none', [], '')
+    return product
+
+# %% ../nbs/03_som.ipynb #b3f1a00f
+RERANK_CANDIDATES = 8  # candidates from a rounded product, re-ranked exactly (`bench/reduced_precision.py`)
+
+def matmul_rounds(device:torch.device) -> bool:
+    "Whether torch may round the inputs of float32 matrix products on `device` (to TF32 or bfloat16), as its user allowed."
+    if device.type not in ('cpu', 'cuda'): return False
+    backend = torch.backends.cuda.matmul if device.type == 'cuda' else getattr(torch.backends.mkldnn, 'matmul', None)
+    precision = getattr(backend, 'fp32_precision', None)
+    if precision is None: return torch.get_float32_matmul_precision() != 'highest'  # torch before per-backend settings
+    if precision in ('none', 'default'): precision = getattr(torch.backends, 'fp32_precision', 'ieee')  # the global one
+    return precision in ('tf32', 'bf16')
+
+# %% ../nbs/03_som.ipynb #b3f1a012
+def in_threads(work, # called as `work(item)`; its result is dropped
+               items, # what to work on
+               threads:int, # threads to use, this one included
+              ):
+    "Call `work(item)` for each of `items` in `threads` threads, each running torch on one core and taking the next item when done."
+    items = list(items)
+    if threads <= 1 or len(items) <= 1:
+        for item in items: work(item)
+        return
+    todo, lock, done = iter(items), threading.Lock(), object()
+    count, grad = torch.get_num_threads(), torch.is_grad_enabled()
+    def worker():
+        torch.set_num_threads(1)  # this thread's own products, on one core
+        try:
+            with torch.set_grad_enabled(grad):
+                while True:
+                    with lock: item = next(todo, done)
+                    if item is done: return
+                    work(item)
+        finally: torch.set_num_threads(count)
+    with ThreadPoolExecutor(threads - 1) as pool:
+        helpers = [pool.submit(worker) for _ in range(threads - 1)]
+        worker()
+        for h in helpers: h.result()
+
+# %% ../nbs/03_som.ipynb #b3f1a015
+@patch
+def product_search(self:Som) -> bool:
+    "Whether the search is the euclidean one by matrix products (not a subclass's own scores, nor another distance)."
+    return type(self).unit_scores is Som.unit_scores and is_euclidean(self.distance)
+
 @patch
 def block_search(self:Som, k:int=1):
     "A function from a block of rows to its `k` best units, with what every block shares computed once."
     w = self.weight.detach()
-    own_scores = type(self).unit_scores is not Som.unit_scores  # a subclass (such as `Topography`) scores its own way
-    if own_scores or not is_euclidean(self.distance): return lambda xb: k_lowest(self.unit_scores(xb), k)
-    rounded = self.search_dtype is not None or matmul_rounds(w.device)
+    if not self.product_search(): return lambda xb: k_lowest(self.unit_scores(xb), k)
+    rounded = matmul_rounds(w.device)
     n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1) if rounded else k
     w2, w_neg2 = (w * w).sum(1), -2 * w
-    grouped = n_cand > 1 or (w.device.type == 'cpu' and not native_search(w.device, w.dtype, self.n_units))
-    if grouped and self.n_units >= 2 * SCORE_GROUP:  # whole groups for `k_lowest` and `grouped_first_lowest`
+    if n_cand == 1 and native_search(w.device, w.dtype):  # the bare product; the kernel adds `||w||^2` as it picks
+        product, pick = score_product(w_neg2), native_first_lowest()
+        return lambda xb: pick(product(xb), w2)
+    if (n_cand > 1 or w.device.type == 'cpu') and self.n_units >= 2 * SCORE_GROUP:  # whole groups for torch's picks
         pad = -self.n_units % SCORE_GROUP  # padded units score +inf: never chosen
         w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
-    if self.search_dtype is None: product = score_product(w2, w_neg2)  # with `rounded`: float32 scores of rounded inputs
-    else:
-        low = self.search_dtype
-        w2_low, wt_low = w2.to(low), w_neg2.t().to(low)
-        product = lambda xb: torch.addmm(w2_low, xb.to(low), wt_low)
+    product = score_product(w_neg2, w2)  # with `rounded`: float32 scores of rounded inputs
     if not rounded: return lambda xb: k_lowest(product(xb), k)
     def search(xb):
         cand = k_lowest(product(xb), n_cand)
         exact = (xb[:, None, :] - w[cand]).pow(2).sum(2)  # elementwise, so no setting rounds it; no cancellation either
         return cand.gather(1, k_lowest(exact, k))
     return search
+
+# %% ../nbs/03_som.ipynb #57da4b4f
+@patch
+def search_threads(self:Som, n_blocks:int) -> int:
+    "Threads for a search of `n_blocks` blocks: torch's thread count for the CPU's euclidean search of several blocks, else 1."
+    if self.weight.device.type != 'cpu' or not self.product_search(): return 1
+    return max(1, min(torch.get_num_threads(), n_blocks))
 
 @patch
 @torch.no_grad()
@@ -168,7 +224,9 @@ def bmus(self:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     if k > self.n_units: raise ValueError(f"asked for {k} best units of a map with {self.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
     search, step = self.block_search(k), self.block_rows()
-    for i in range(0, len(x), step): out[i:i + step] = search(x[i:i + step])
+    starts = range(0, len(x), step)
+    def one_block(i): out[i:i + step] = search(x[i:i + step])
+    in_threads(one_block, starts, self.search_threads(len(starts)))
     return out[:, 0] if k == 1 else out
 
 @patch
@@ -177,7 +235,15 @@ def forward(self:Som, x:torch.Tensor) -> torch.Tensor:
     return self.bmus(x)
 
 # %% ../nbs/03_som.ipynb #3d18a6bf
-INITS = ('pca', 'samples', 'random')
+def principal_axes(x:torch.Tensor, # samples, [N, D]
+                   k:int=2, # number of axes
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Variances `[k]` and directions `[D, k]` of the first `k` principal axes of `x` (float64), largest first, each direction's largest entry positive."
+    x = x.double()
+    vals, vecs = torch.linalg.eigh(torch.cov(x.t()).reshape(x.shape[1], x.shape[1]))
+    order = vals.argsort(descending=True)[:k]
+    vecs = vecs[:, order]
+    return vals[order].clamp(min=0), vecs * vecs.gather(0, vecs.abs().argmax(0, keepdim=True)).sign()
 
 def _grid_axes(grid:Grid) -> torch.Tensor:
     "Unit coordinates scaled to [-1, 1] on each axis, the longer side of the map first."
@@ -187,14 +253,13 @@ def _grid_axes(grid:Grid) -> torch.Tensor:
     return c if grid.width >= grid.height else c.flip(1)
 
 def pca_init(x:torch.Tensor, grid:Grid) -> torch.Tensor:
-    "Codebook spanning the plane of the first two principal components of `x`."
-    x = x.double()
-    mean = x.mean(0)
-    vals, vecs = torch.linalg.eigh(torch.cov((x - mean).t()).reshape(x.shape[1], x.shape[1]))
-    order = vals.argsort(descending=True)[:2]
-    vecs = vecs * vecs.gather(0, vecs.abs().argmax(0, keepdim=True)).sign()  # a fixed sign for each axis
-    axes = vecs[:, order] * vals[order].clamp(min=0).sqrt()
-    return mean + _grid_axes(grid)[:, :axes.shape[1]].to(axes) @ axes.t()
+    "Codebook spanning the plane of the first two principal components of `x`, one standard deviation either side of the mean."
+    variances, directions = principal_axes(x, 2)
+    axes = directions * variances.sqrt()
+    return x.double().mean(0) + _grid_axes(grid)[:, :axes.shape[1]].to(axes) @ axes.t()
+
+# %% ../nbs/03_som.ipynb #b3f1a01b
+INITS = ('pca', 'samples', 'random')
 
 @patch
 @torch.no_grad()

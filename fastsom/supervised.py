@@ -4,15 +4,28 @@
 
 # %% ../nbs/15_supervised.ipynb #0916256b
 from __future__ import annotations
+from pathlib import Path
 import numpy as np, pandas as pd, torch
+from torch import nn
 from fastcore.basics import patch, store_attr
+from fastcore.foundation import L
+from fastcore.meta import delegates
+from fastai.callback.core import Callback
+from fastai.metrics import accuracy, rmse
+from fastai.torch_core import default_device, display_df
 from .core import as_data
 from .som import Som
-from .learner import SomLearner
+from .loss import SomLoss
+from .data import Standardize, SomDataLoader, SomDataLoaders, _split
+from .learner import SomLearner, BMUs, som_learner
+from .tabular import TableEncoder, TableDataLoaders, is_table
 
 # %% auto #0
-__all__ = ['missing_targets', 'known_labels', 'one_hot_labels', 'smoothed_unit_means', 'MapReadout', 'target_table',
-           'TargetBlock', 'as_probabilities', 'feature_som']
+__all__ = ['SUPERVISED', 'missing_targets', 'known_labels', 'one_hot_labels', 'smoothed_unit_means', 'MapReadout', 'target_table',
+           'TargetBlock', 'as_probabilities', 'xyf_rows', 'xyf_targets', 'feature_learner', 'feature_som',
+           'supervised_method', 'split_targets', 'target_columns', 'target_rows', 'TargetDataLoader',
+           'TargetDataLoaders', 'table_encoder', 'TableTargetDataLoaders', 'target_dataloaders', 'SupervisedSom',
+           'SupervisedLoss', 'TargetTraining', 'SupervisedSomLearner', 'supervised_learner']
 
 # %% ../nbs/15_supervised.ipynb #349b8847
 def missing_targets(y) -> np.ndarray:
@@ -136,9 +149,392 @@ def as_probabilities(scores:torch.Tensor) -> torch.Tensor:
     total = s.sum(1, keepdim=True)
     return torch.where(total > 0, s / total.clamp(min=1e-300), 1. / s.shape[1])
 
+def xyf_rows(x:torch.Tensor, # standardised features, [N, D]
+             t:torch.Tensor, # their targets as `target_table` gives them, [N, C or T]
+             block:TargetBlock, # the scaling of the target block
+            ) -> torch.Tensor:
+    "The rows an xyf map trains on: the features, then the target block, on `x`'s device and dtype."
+    return torch.cat([x, block.encode(t.cpu()).to(x)], 1)
+
+def xyf_targets(som:Som, # a map trained on `xyf_rows`
+                n_features:int, # number of features (the codebook's first columns)
+                block:TargetBlock, # the scaling of the target block
+                classes:bool, # whether the targets are classes (one-hot columns)
+               ) -> torch.Tensor:
+    "Every unit's targets from its target block, `[n_units, C or T]` float64: class probabilities, or values."
+    table = block.decode(som.weight.detach().cpu()[:, n_features:])
+    return as_probabilities(table) if classes else table
+
+def feature_learner(som:Som, # a map of the features (see `feature_som`)
+                    normalizer:Standardize|None, # the standardisation of the features
+                    feature_names:list|None=None, # their names; None for data without names
+                   ) -> SomLearner:
+    "A `SomLearner` without data for `som`: BMUs of new rows in the data's units, and `SomInterpretation`."
+    dl = SomDataLoader(torch.zeros(0, som.n_features), normalizer, bs=1)
+    return SomLearner(SomDataLoaders(dl, dl.new(), feature_names=feature_names), som, loss_func=SomLoss(som), metrics=[])
+
 def feature_som(som:Som, n_features:int) -> Som:
     "A map of the first `n_features` columns of `som`'s codebook: the search of an xyf map on new rows."
     sub = Som(n_features, som.map_size, som.grid.topology, som.grid.toroidal, som.distance, som.neighborhood, som.sigma,
-              block_bytes=som.block_bytes, search_dtype=som.search_dtype)
+              block_bytes=som.block_bytes)
     with torch.no_grad(): sub.weight.copy_(som.weight[:, :n_features])
     return sub.to(som.weight.device)
+
+# %% ../nbs/15_supervised.ipynb #58ceef2f
+SUPERVISED = ('auto', 'xyf', 'readout')
+
+def supervised_method(supervised:str, # 'auto', 'xyf' or 'readout'
+                      xyf_when_labelled:bool, # whether 'auto' trains xyf when every row is labelled
+                      known:np.ndarray, # which training rows are labelled
+                     ) -> str:
+    "The way targets are trained: 'xyf' for 'auto' when `xyf_when_labelled` and every row is labelled, else 'readout'."
+    if supervised not in SUPERVISED: raise ValueError(f"unknown supervised {supervised!r}; choose one of {', '.join(SUPERVISED)}")
+    method = ('xyf' if xyf_when_labelled and known.all() else 'readout') if supervised == 'auto' else supervised
+    if method == 'xyf' and not known.all():
+        raise ValueError(f"supervised='xyf' needs every row labelled, but {(~known).sum()} of {len(known)} are not; "
+                         "use supervised='readout' for partly labelled data")
+    return method
+
+# %% ../nbs/15_supervised.ipynb #5b3013c1
+def split_targets(data, # a DataFrame (with `y_names`), or any table (with `y`)
+                  y_names=None, # the target column(s) of `data`: a name or a list of names
+                  y=None, # or the targets beside `data`, one per row (array, Series, list)
+                 ) -> tuple:
+    "The features of `data`, its targets as an array, and the targets' names."
+    if (y_names is None) == (y is None): raise ValueError("give the targets either as y_names (columns of the data) or as y, one of the two")
+    if y is not None:
+        y = y.cpu().numpy() if torch.is_tensor(y) else y
+        if len(y) != len(data): raise ValueError(f"y has {len(y)} rows but the data has {len(data)}; give one target per row")
+        arr = np.ascontiguousarray(y)
+        if isinstance(y, pd.DataFrame): names = [str(c) for c in y.columns]
+        elif arr.ndim == 2: names = [f'target{i}' for i in range(arr.shape[1])]
+        else: names = [str(y.name) if getattr(y, 'name', None) is not None else 'target']
+        return data, arr, names
+    if not isinstance(data, pd.DataFrame):
+        raise ValueError(f"y_names picks columns of a DataFrame, but the data is a {type(data).__name__}; pass the targets as y=")
+    names = list(y_names) if isinstance(y_names, (list, tuple)) else [y_names]
+    unknown = [n for n in names if n not in data.columns]
+    if unknown: raise ValueError(f"y_names {unknown} are not columns of the data; its columns are {[str(c) for c in data.columns][:20]}")
+    target = data[names[0]] if len(names) == 1 else data[names]
+    return data.drop(columns=names), np.ascontiguousarray(target.to_numpy()), [str(n) for n in names]
+
+def target_columns(y, # targets: class labels or numbers, missing ones allowed
+                   classes:np.ndarray|None, # the vocabulary of class labels; None for numbers
+                  ) -> torch.Tensor:
+    "Targets as float columns to store beside the features: the class index (`[N, 1]`) or the values; `NaN` where unlabelled."
+    t = one_hot_labels(y, classes).argmax(1, keepdim=True).double() if classes is not None else target_table(y, False)[0]
+    t[torch.as_tensor(missing_targets(y))] = float('nan')
+    return t
+
+def target_rows(y:torch.Tensor, # a batch's targets: class indices `[N]` (-1: unlabelled) or values `[N, T]` (`NaN`: unlabelled)
+                n_classes:int|None, # number of classes; None for numbers
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    "A batch's targets as the float table of `target_table` (one-hot rows for classes) and which rows are labelled."
+    if n_classes is not None:
+        known = y >= 0
+        return torch.nn.functional.one_hot(y.clamp(min=0), n_classes).double() * known[:, None], known
+    known = ~y.isnan().any(1)
+    return y.double().nan_to_num(0.), known
+
+# %% ../nbs/15_supervised.ipynb #eb221dc5
+class TargetDataLoader(SomDataLoader):
+    "Batches of rows with their targets: `(x, y)`, standardised features and class indices (-1: unlabelled) or values."
+    def __init__(self, dataset:torch.Tensor|None=None, # rows: the features, then `n_targets` target columns
+                 normalizer:Standardize|None=None, # standardisation of the features
+                 n_targets:int=0, # target columns at the end of each row; 0: features only, batches `(x,)`
+                 n_classes:int|None=None, # the target column holds class indices of this many classes; None: values
+                 **kwargs): # more `SomDataLoader` arguments
+        super().__init__(dataset, normalizer, **kwargs)
+        self.n_targets, self.n_classes = n_targets, n_classes
+
+    def after_batch(self, b):
+        "Standardised features, and the targets: class indices as longs (-1: unlabelled), or values `[N, T]` (`NaN`: unlabelled)."
+        b = b[0]
+        x = b[:, :b.shape[1] - self.n_targets]
+        x = x if self.normalizer is None else self.normalizer.encode(x)
+        if not self.n_targets: return (x,)
+        t = b[:, -self.n_targets:]
+        if self.n_classes is not None: return (x, t[:, 0].nan_to_num(-1).long())
+        return (x, t)
+
+    def new(self, dataset=None, cls=None, **kwargs):
+        return super().new(dataset, cls, **{'n_targets': self.n_targets, 'n_classes': self.n_classes, **kwargs})
+
+# %% ../nbs/15_supervised.ipynb #28cfe71c
+class TargetDataLoaders(SomDataLoaders):
+    "`SomDataLoaders` of features with class labels or numeric targets beside them: batches `(x, y)`."
+    def __init__(self, *loaders, # train and validation `TargetDataLoader`s
+                 target_names:list, # names of the target column(s)
+                 classes:np.ndarray|None=None, # the vocabulary of class labels (sorted); None for numeric targets
+                 feature_names:list|None=None, # the features' names; None for data without names
+                 path='.', device=None):
+        super().__init__(*loaders, feature_names=feature_names, path=path, device=device)
+        self.target_names, self.classes = list(target_names), classes
+
+    @property
+    def n_features(self): return self.train.dataset.shape[1] - self.train.n_targets
+    @property
+    def vocab(self): return self.classes
+    @property
+    def c(self): return len(self.classes) if self.classes is not None else self.train.n_targets
+
+    def decode_targets(self, y:torch.Tensor) -> np.ndarray:
+        "A batch's targets as the data had them: class labels (None where unlabelled), or values."
+        y = y.cpu().numpy()
+        if self.classes is None: return y
+        return np.where(y >= 0, self.classes[y.clip(min=0)], None)
+
+    def show_batch(self, b=None, max_n:int=9, ds_idx:int=0, show:bool=True) -> pd.DataFrame:
+        "The first `max_n` rows of a batch (default: one of `self[ds_idx]`) in the data's original units, with their targets."
+        b = self[ds_idx].one_batch() if b is None else b
+        df = super().show_batch(b, max_n, show=False)
+        if len(b) > 1:
+            y = self.decode_targets(b[1][:max_n])
+            for i, name in enumerate(self.target_names): df[name] = y if y.ndim == 1 else y[:, i]
+        if show: display_df(df)
+        return df
+
+    def test_dl(self, x, bs:int|None=None, **kwargs) -> TargetDataLoader:
+        "A loader of new rows `x`, in order; with their targets when `x` is a DataFrame that has the target columns."
+        if isinstance(x, pd.Series): x = x.drop(self.target_names, errors='ignore').to_frame().T.infer_objects()  # one row
+        rows, n_targets = None, 0
+        if isinstance(x, pd.DataFrame) and all(n in x.columns.astype(str) for n in self.target_names):
+            x, y, _ = split_targets(x.set_axis(x.columns.astype(str), axis=1), self.target_names)
+            rows, n_targets = target_columns(y, self.classes).float(), self.train.n_targets
+        x = self.as_data(x)
+        rows = x if rows is None else torch.cat([x, rows], 1)
+        return self.valid.new(rows, bs=bs or self.valid.bs, shuffle=False, drop_last=False, n_targets=n_targets)
+
+    def new_empty(self):
+        "The same loaders without their data, for `Learner.export`."
+        loaders = [dl.new(dl.dataset[:0]) for dl in self.loaders]
+        return type(self)(*loaders, target_names=self.target_names, classes=self.classes,
+                          feature_names=self.feature_names if self.named else None, path=self.path, device=self.device)
+
+# %% ../nbs/15_supervised.ipynb #5e7a1c3d
+def _as_table(features) -> pd.DataFrame:
+    "Features as a DataFrame: a DataFrame as it is, an array or tensor with columns `x0`, `x1`, ..."
+    if isinstance(features, pd.DataFrame): return features
+    arr = np.asarray(features.cpu() if torch.is_tensor(features) else features)
+    return pd.DataFrame(arr, columns=[f'x{i}' for i in range(arr.shape[1])])
+
+def table_encoder(features, # the features: a mixed or incomplete DataFrame, or an array with NaN cells
+                  train_idx:torch.Tensor, # the training rows, whose statistics and categories the encoder learns
+                  normalize:bool=True, # standardise continuous columns
+                  **kwargs, # cat_names, cont_names, weights, max_card (see `TableEncoder.from_df`)
+                 ) -> TableEncoder:
+    "The `TableEncoder` of the training rows of `features`: the table path of `fastsom.tabular`, beside targets."
+    return TableEncoder.from_df(_as_table(features).iloc[train_idx.numpy()], normalize=normalize, **kwargs)
+
+class TableTargetDataLoaders(TargetDataLoaders):
+    "`TargetDataLoaders` of a table's encoded rows (categories one-hot, missing cells NaN): new rows are read by its `TableEncoder`."
+    def __init__(self, *loaders, encoder:TableEncoder, target_names:list, classes:np.ndarray|None=None, path='.', device=None):
+        super().__init__(*loaders, target_names=target_names, classes=classes, feature_names=encoder.feature_names, path=path, device=device)
+        self.encoder = encoder
+
+    _table, decode, decode_df = TableDataLoaders._table, TableDataLoaders.decode, TableDataLoaders.decode_df
+    def as_data(self, x) -> torch.Tensor:
+        "New rows (a DataFrame with the training columns; more columns are ignored) encoded like the training rows."
+        return self.encoder.transform(self._table(x))
+
+    def new_empty(self):
+        "The same loaders without their data, for `Learner.export`."
+        return type(self)(*[dl.new(dl.dataset[:0]) for dl in self.loaders], encoder=self.encoder, target_names=self.target_names,
+                          classes=self.classes, path=self.path, device=self.device)
+
+# %% ../nbs/15_supervised.ipynb #7a54e2f6
+def target_dataloaders(data, # a DataFrame (numeric, or mixed and incomplete), or an array
+                       y_names=None, # the target column(s) of `data`
+                       y=None, # or the targets beside `data`
+                       classes:bool|None=None, # treat the targets as classes; default: classes unless they are floats
+                       valid_pct:float=0.1, # share of the labelled rows held out for validation
+                       bs:int|None=None, # batch size; None puts the whole training split in one batch
+                       normalize:bool=True, # standardise the features with the training split's statistics
+                       seed:int|None=None, # seed of the split and of the shuffling
+                       device=None, # where batches go; default the GPU if there is one
+                       **table_kwargs, # a table: cat_names, cont_names, weights, max_card (see `fastsom.tabular.table_dataloaders`)
+                      ) -> TargetDataLoaders:
+    "`DataLoaders` of features with their labels or numeric targets; unlabelled rows (missing targets) train the features only."
+    if isinstance(data, (str, Path)):
+        raise ValueError("targets need the table in memory: read the file (pd.read_csv, pd.read_parquet) and pass the DataFrame")
+    features, y, target_names = split_targets(data, y_names, y)
+    _, known, vocab = target_table(y, classes)
+    if vocab is not None and len(vocab) < 2:
+        raise ValueError(f"the labelled rows have only one class ({vocab[0]!r}); a classifier needs at least two")
+    labelled, unlabelled = torch.as_tensor(known.nonzero()[0]), torch.as_tensor((~known).nonzero()[0])
+    train_idx, valid_idx = _split(len(labelled), valid_pct, seed)
+    train_idx, valid_idx = torch.cat([labelled[train_idx], unlabelled]).sort().values, labelled[valid_idx]
+    enc = table_encoder(features, train_idx, normalize, **table_kwargs) if table_kwargs or is_table(features) else None
+    x = as_data(features) if enc is None else enc.transform(_as_table(features))
+    rows = torch.cat([x, target_columns(y, vocab).float()], 1)
+    train, valid = rows[train_idx], rows[valid_idx]
+    if bs is None: bs = len(train)
+    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    device = default_device() if device is None else torch.device(device)
+    if bs >= len(train): train, valid = train.to(device), valid.to(device)
+    norm = Standardize.from_data(train[:, :x.shape[1]]) if normalize and enc is None else None  # a table: the encoder's
+    kw = dict(normalizer=norm, n_targets=rows.shape[1] - x.shape[1], n_classes=None if vocab is None else len(vocab), bs=bs)
+    train_dl = TargetDataLoader(train, shuffle=bs < len(train), seed=seed, **kw)
+    valid_dl = TargetDataLoader(valid, shuffle=False, **kw)
+    kw = dict(target_names=target_names, classes=vocab, device=device)
+    if enc is not None: return TableTargetDataLoaders(train_dl, valid_dl, encoder=enc, **kw)
+    names = [str(c) for c in features.columns] if isinstance(features, pd.DataFrame) else None
+    return TargetDataLoaders(train_dl, valid_dl, feature_names=names, **kw)
+
+# %% ../nbs/15_supervised.ipynb #2b800dd8
+class SupervisedSom(nn.Module):
+    "A map with targets: in training it is its `som`, fitted on its rows; in eval mode it predicts the targets of feature rows."
+    def __init__(self, som:Som, # the map: features, then the target block for xyf
+                 n_inputs:int, # number of features (the first columns of the codebook)
+                 classes:np.ndarray|None=None, # the class vocabulary; None for numeric targets
+                 block:TargetBlock|None=None, # xyf: the codebook's target block; None: targets read off the map
+                 n_targets:int=1, # number of target columns (one per class for classes)
+                 squeeze:bool=True, # numeric targets: `readout` gives 1-D values (one target column)
+                 readout_sigma:float|None=None, # read-out: radius of the smoothing; default the map's current one
+                ):
+        super().__init__()
+        self.som, self.n_inputs, self.classes, self.block, self.squeeze, self.readout_sigma = som, n_inputs, classes, block, squeeze, readout_sigma
+        self.register_buffer('table', torch.zeros(som.n_units, n_targets, dtype=torch.float64))
+
+    def search_som(self) -> Som:
+        "The map that rows of features are searched on: the feature columns of the codebook."
+        return self.som if self.block is None else feature_som(self.som, self.n_inputs)
+
+    def unit_targets(self) -> torch.Tensor:
+        "Every unit's class probabilities or values, `[n_units, C or T]` float64: the target block (xyf) or the read-out table."
+        return self.table if self.block is None else xyf_targets(self.som, self.n_inputs, self.block, self.classes is not None)
+
+    def readout(self) -> MapReadout:
+        "The units' targets as a `MapReadout` (look-ups at BMUs, most probable classes)."
+        return MapReadout(self.unit_targets().cpu(), self.classes, squeeze=self.classes is None and self.squeeze)
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        "Training: the BMU of each row of the map. Eval: the class probabilities `[N, C]` or values `[N, T]` of rows of features."
+        if self.training: return self.som(x)
+        return self.unit_targets().to(x.device, x.dtype)[self.search_som().bmus(x)]
+
+# %% ../nbs/15_supervised.ipynb #3bf2918b
+class SupervisedLoss(SomLoss):
+    "The map's energy while it trains; on held-out rows, cross-entropy of the class probabilities or squared error of the values."
+    def __init__(self, som:Som, # the map whose codebook is trained
+                 classes:bool, # whether the targets are classes
+                 update:str='batchmap', mass_floor:float=0., reduction:str='mean'): # as `SomLoss`
+        super().__init__(som, update, mass_floor, reduction)
+        self.classes = classes
+
+    def __call__(self, pred:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
+        if self.som.training: return super().__call__(pred, y)
+        if self.classes:
+            known = y >= 0
+            loss = -pred.gather(1, y.clamp(min=0)[:, None])[:, 0].clamp(min=1e-7).log()
+        else:
+            known = ~y.isnan().any(1)
+            loss = (pred - y.nan_to_num(0.)).square().mean(1)
+        loss = loss * known
+        return loss if self.reduction == 'none' else loss.sum() / known.sum().clamp(min=1)
+
+    def decodes(self, pred:torch.Tensor) -> torch.Tensor:
+        "The most probable class index (classes), or the values."
+        return pred.argmax(-1) if self.classes else pred
+
+    def __repr__(self): return f"SupervisedLoss(classes={self.classes}, update={self.update!r}, mass_floor={self.mass_floor})"
+
+# %% ../nbs/15_supervised.ipynb #bf50a007
+class TargetTraining(Callback):
+    "Train the map on its rows (the features, and for xyf the target block); keep the read-out table current for validation."
+    run_valid = False
+    def before_batch(self):
+        "Replace the batch `(x, y)` by the map's rows, `(rows, rows)`, as the unsupervised loss expects."
+        x, model = self.xb[0], self.learn.model
+        if model.block is not None:
+            t, _ = target_rows(self.yb[0], None if model.classes is None else len(model.classes))
+            x = xyf_rows(x, t, model.block)
+        self.learn.xb, self.learn.yb = (x,), (x,)
+
+    def read_out(self):
+        "Read-out maps: every unit's smoothed targets from the whole training split (see `smoothed_unit_means`)."
+        model, dl = self.learn.model, self.dls.train
+        if model.block is not None or not len(dl.dataset): return
+        x, y = dl.after_batch((dl.dataset,))
+        t, known = target_rows(y, dl.n_classes)
+        table = smoothed_unit_means(model.som.bmus(x), t, known.cpu().numpy(), model.som, model.readout_sigma)
+        model.table.copy_(table)
+    def before_validate(self): self.read_out()
+    def after_fit(self): self.read_out()
+
+# %% ../nbs/15_supervised.ipynb #70cea518
+class SupervisedSomLearner(SomLearner):
+    "A `SomLearner` whose map predicts classes or values: `get_preds` gives probabilities or values, `predict` one row's."
+    @property
+    def som(self) -> Som: return self.model.som
+
+    def bmus(self, x) -> BMUs:
+        "Best-matching unit of each row of new data `x`, searched on the features (also for xyf maps)."
+        index = self.model.search_som().bmus(self.dls.encode(x)).cpu()
+        return BMUs(index, self.som.grid.positions()[index])
+
+    def codebook(self, decoded:bool=True) -> torch.Tensor:
+        "Units' feature vectors, `[n_units, n_features]` (without an xyf target block; see `model.unit_targets`)."
+        w = self.som.weight.detach().cpu()[:, :self.model.n_inputs]
+        return self.dls.decode(w) if decoded else w.clone()
+
+    def predict(self, item, rm_type_tfms=None, with_input=False):
+        "One row's prediction as fastai's `(decoded, pred, raw)`: (class, class index, probabilities), or (value, values, values)."
+        if isinstance(item, pd.DataFrame) and len(item) != 1:
+            raise ValueError(f"predict takes one row, got {len(item)}; use learn.get_preds(dl=learn.dls.test_dl(df)) for many")
+        x = item if isinstance(item, (pd.Series, pd.DataFrame)) else np.array(item if not torch.is_tensor(item) else item.cpu()).reshape(1, -1)
+        inp, preds, _ = self.get_preds(dl=self.dls.test_dl(x), with_input=True)
+        p = preds[0]
+        if self.dls.classes is not None: res = self.dls.classes[p.argmax().item()], p.argmax(), p
+        else: res = (p.item() if len(p) == 1 else p.tolist()), p, p
+        return (inp[0], *res) if with_input else res
+
+    def show_results(self, ds_idx:int=1, dl=None, max_n:int=9, shuffle:bool=True, show:bool=True) -> pd.DataFrame:
+        "A table of `max_n` rows (in the data's units) with their targets (when the loader has them) and the predictions."
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
+        b = [t[:max_n] for t in dl.one_batch()]
+        self.model.eval()
+        with torch.no_grad(): p = self.model(b[0]).cpu()
+        df = pd.DataFrame(self.dls.decode(b[0]).cpu().numpy(), columns=self.dls.feature_names)
+        if self.dls.classes is not None:
+            name = self.dls.target_names[0]
+            if len(b) > 1: df[name] = self.dls.decode_targets(b[1])
+            df[f'{name}_pred'], df['probability'] = self.dls.classes[p.argmax(1).numpy()], p.max(1).values.numpy()
+        else:
+            for i, name in enumerate(self.dls.target_names):
+                if len(b) > 1: df[name] = b[1][:, i].cpu().numpy()
+                df[f'{name}_pred'] = p[:, i].numpy()
+        if show: display_df(df)
+        return df
+
+    def feature_learner(self) -> SomLearner:
+        "This map seen on the features alone (an xyf map without its target block), e.g. for `SomInterpretation`."
+        return feature_learner(self.model.search_som(), self.dls.normalizer, self.dls.feature_names if self.dls.named else None)
+
+def _default_metrics(classes) -> list: return [accuracy] if classes is not None else [rmse]
+
+@delegates(som_learner, but=['metrics', 'cbs'])
+def supervised_learner(dls:TargetDataLoaders, # from `som_dataloaders(..., y_names=...)`
+                       supervised:str='auto', # 'xyf', 'readout', or 'auto' (xyf for fully labelled classes, else read-out)
+                       target_weight:float=0.5, # xyf: the share of the variance the target block carries
+                       readout_sigma:float|None=None, # read-out: smoothing radius; default the map's current (final) one
+                       metrics=None, # fastai metrics on the validation rows; default accuracy (classes) or rmse (values)
+                       cbs=None, # more callbacks
+                       **kwargs) -> SupervisedSomLearner:
+    "A `SupervisedSomLearner`: the map of `som_learner`, trained with the targets of `dls` (xyf) or read out after training."
+    x, y = dls.train.after_batch((dls.train.dataset,))
+    n_classes = None if dls.classes is None else len(dls.classes)
+    t, known = target_rows(y, n_classes)
+    method = supervised_method(supervised, n_classes is not None, known.cpu().numpy())
+    block = TargetBlock.from_targets(t.cpu(), x.shape[1], target_weight, standardize=n_classes is None) if method == 'xyf' else None
+    rows = x if block is None else xyf_rows(x, t, block)
+    map_dls = SomDataLoaders(SomDataLoader(rows, bs=dls.train.bs, drop_last=dls.train.drop_last), SomDataLoader(rows[:0]),
+                             path=dls.path, device=dls.device)
+    default_cbs = kwargs.pop('default_cbs', True)
+    base = som_learner(map_dls, metrics=[], default_cbs=False, **kwargs)  # the map, its loss and schedules, as unsupervised
+    model = SupervisedSom(base.som, x.shape[1], dls.classes, block, t.shape[1], squeeze=len(dls.target_names) == 1,
+                          readout_sigma=readout_sigma)
+    loss = SupervisedLoss(base.som, n_classes is not None, base.loss_func.update, base.loss_func.mass_floor)
+    learner_args = {k: getattr(base, k) for k in ('opt_func', 'lr', 'splitter', 'path', 'model_dir', 'wd', 'wd_bn_bias', 'train_bn', 'moms')}
+    return SupervisedSomLearner(dls, model, loss_func=loss, metrics=_default_metrics(dls.classes) if metrics is None else metrics,
+                                cbs=[TargetTraining(), *base.cbs, *L(cbs)], default_cbs=default_cbs, **learner_args)

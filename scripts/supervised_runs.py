@@ -2,7 +2,7 @@
 and SuSi, the read-out against xyf, map sizes, clustering agreement with the classes, and the index 'auto' uses.
 
     python scripts/supervised_runs.py                    # every part
-    python scripts/supervised_runs.py --part cv          # cv, regression, size, cluster or k (comma-separated)
+    python scripts/supervised_runs.py --part cv          # cv, regression, size, radius, cluster or k (comma-separated)
 
 5-fold stratified cross-validation with seed 0 (plain 5-fold with seed 0 for the regression), features
 standardised by a `StandardScaler` inside each pipeline. SuSi (`pip install susi`) runs with its own defaults.
@@ -74,16 +74,32 @@ def part_size():
                 mean, _, t = cv_score(SomClassifier(map_size=(side, side), supervised=sup, random_state=0), X, y, cv)
                 print(f'{name}: {side}x{side} map (1 unit per {rows_per_unit} rows), {sup}: {mean:.4f} ({t:.1f} s)', flush=True)
 
+def part_radius():
+    "The estimators' final radius: one value for every data set, chosen on all five (accuracy and R^2)."
+    print('\n## Final radius (sigma_end): accuracy (5-fold stratified CV, seed 0) and diabetes R^2 (5-fold CV, seeds 0, 1, 2)\n')
+    X_r, y_r = load_diabetes(return_X_y=True)
+    print('| sigma_end | ' + ' | '.join(DATASETS) + ' | diabetes R^2 (seeds 0, 1, 2) |')
+    print('|---|' + '---|' * (len(DATASETS) + 1))
+    for sigma_end in (0.5, 0.6, 0.75, 1.0):  # the map sizes of map_size="auto"
+        accs = [cv_score(SomClassifier(sigma_end=sigma_end, random_state=0), *load(return_X_y=True),
+                         StratifiedKFold(5, shuffle=True, random_state=0))[0] for load in DATASETS.values()]
+        r2 = [cv_score(SomRegressor(sigma_end=sigma_end, random_state=0), X_r, y_r, KFold(5, shuffle=True, random_state=seed))[0]
+              for seed in (0, 1, 2)]
+        print(f'| {sigma_end} | ' + ' | '.join(f'{a:.4f}' for a in accs) + ' | ' + ', '.join(f'{r:.4f}' for r in r2) + ' |', flush=True)
+
 def part_cluster():
-    print('\n## Clusters against the classes (features standardised, random_state=0)\n')
-    for name in ('iris', 'wine'):
-        X, y = DATASETS[name](return_X_y=True)
-        X = StandardScaler().fit_transform(X)
-        for method in ('ward', 'kmeans'):
-            ari = adjusted_rand_score(y, SomClusterer(n_clusters=3, method=method, random_state=0).fit_predict(X))
-            auto = SomClusterer(method=method, random_state=0).fit(X)
-            print(f'{name}, {method}: ARI of 3 clusters {ari:.3f}; auto picks k = {auto.n_clusters_} '
-                  f'(ARI {adjusted_rand_score(y, auto.labels_):.3f})', flush=True)
+    print('\n## Clusters against the classes (features standardised, random_state=0; the default sigma_end first)\n')
+    default = SomClusterer().sigma_end
+    for sigma_end in (default, *(s for s in (0.5, 0.75, 1.0) if s != default)):
+        for name in ('iris', 'wine'):
+            X, y = DATASETS[name](return_X_y=True)
+            X = StandardScaler().fit_transform(X)
+            for method in ('ward', 'kmeans'):
+                kw = dict(method=method, sigma_end=sigma_end, random_state=0)
+                ari = adjusted_rand_score(y, SomClusterer(n_clusters=3, **kw).fit_predict(X))
+                auto = SomClusterer(**kw).fit(X)
+                print(f'sigma_end {sigma_end}, {name}, {method}: ARI of 3 clusters {ari:.3f}; auto picks k = {auto.n_clusters_} '
+                      f'(ARI {adjusted_rand_score(y, auto.labels_):.3f})', flush=True)
 
 def part_k():
     print("\n## The index behind n_clusters='auto': silhouette against Davies-Bouldin (Ward, k = 2..10)\n")
@@ -99,7 +115,7 @@ def part_k():
             sil[k], db[k] = silhouette_score(cb[bmu], lab), davies_bouldin_score(cb[bmu], lab)
         print(f'{name}: silhouette picks {max(sil, key=sil.get)}, Davies-Bouldin picks {min(db, key=db.get)}', flush=True)
 
-PARTS = dict(cv=part_cv, regression=part_regression, size=part_size, cluster=part_cluster, k=part_k)
+PARTS = dict(cv=part_cv, regression=part_regression, size=part_size, radius=part_radius, cluster=part_cluster, k=part_k)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])

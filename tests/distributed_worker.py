@@ -18,13 +18,20 @@ CASES = {'rect': dict(map_size=(6, 5)),
 def learner(data, source:str, case:str, timeout:float=60., seed:int=0, plain:bool=False):
     """The learner of one case: the table in memory (one batch), or the .npy file (or the .csv or .parquet beside it) read in blocks of 45 rows;
     `plain`: the loaders of `som_dataloaders`, so that `distrib_ctx` starts the process group."""
-    if source == 'memory':
+    if source in ('memory', 'gaps'):
         x, kw = torch.from_numpy(np.load(data)), dict(seed=seed, device='cpu')
+        if source == 'gaps': x = with_gaps(x)
     else:
         x = str(Path(data).with_suffix({'csv': '.csv', 'parquet': '.parquet'}.get(source, '.npy')))
         kw = dict(bs=45, device='cpu', folder=Path(data).parent)  # shares of 135 and 136 rows: 3 and 4 blocks
     dls = som_dataloaders(x, **kw) if plain else distributed_dataloaders(x, timeout=timeout, **kw)
     return som_learner(dls, seed=0, **CASES[case])
+
+def with_gaps(x:torch.Tensor, share:float=0.15) -> torch.Tensor:
+    "`x` with `share` of its cells missing (NaN), the same in every process; every row keeps a cell."
+    gone = np.random.default_rng(7).random(tuple(x.shape)) < share
+    gone[:, 0] &= ~gone[:, 1:].all(1)
+    return x.masked_fill(torch.from_numpy(gone), float('nan'))
 
 def minibatch_learner(data, update:str, shuffle:bool=False, timeout:float=60.):
     "Mini-batch SGD (`update` 'kohonen' or 'batchmap') on the table in memory, in batches of 45 rows per process."
@@ -60,7 +67,7 @@ class Fault(Callback):
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
     p.add_argument('data'); p.add_argument('out')
-    p.add_argument('--sources', default='memory,file,csv,parquet'); p.add_argument('--cases', default='rect,hex')
+    p.add_argument('--sources', default='memory,gaps,file,csv,parquet'); p.add_argument('--cases', default='rect,hex')
     p.add_argument('--epochs', type=int, default=5); p.add_argument('--fault', default=None)
     p.add_argument('--timeout', type=float, default=60.); p.add_argument('--seed_by_rank', action='store_true')
     p.add_argument('--fault_at', type=int, default=2)

@@ -46,7 +46,7 @@ def torchrun(data):
     return out
 
 @pytest.mark.parametrize('case', CASES)
-@pytest.mark.parametrize('source', ['memory', 'file', 'csv', 'parquet'])
+@pytest.mark.parametrize('source', ['memory', 'gaps', 'file', 'csv', 'parquet'])  # gaps: 15% of the cells missing
 def test_two_processes_equal_one(torchrun, data, source, case):
     alone = learner(data, source, case)
     alone.fit(5)

@@ -1,28 +1,19 @@
-"The compiled row minimum of the built package: built once, cached, checked, and optional."
+"The compiled row minimum of the built package: built at install time, checked against argmin, optional."
+import os, subprocess, sys
 import pytest, torch
 import fastcore.test as fct
 import fastsom.native
-from fastsom.native import build_library, native_first_lowest, FIRST_LOWEST_C
+from fastsom.native import native_kernels, row_minimum, agrees_with_argmin, native_first_lowest
 
 def randn(*shape, seed=0): return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
-def test_no_compiler_means_no_kernel(tmp_path):
-    fct.test_eq(build_library(FIRST_LOWEST_C, 'first_lowest', tmp_path, compiler='no-such-compiler'), None)
-    fct.test_eq(list(tmp_path.iterdir()), [])
-
-def test_broken_source_means_no_kernel(tmp_path):
-    fct.test_eq(build_library(FIRST_LOWEST_C.replace('for (', 'for ((', 1), 'first_lowest', tmp_path), None)
-    fct.test_eq(list(tmp_path.iterdir()), [])  # the failed build leaves nothing behind
-
-def test_unwritable_cache_means_no_kernel(tmp_path):
-    blocker = tmp_path / 'file'
-    blocker.write_text('')
-    fct.test_eq(build_library(FIRST_LOWEST_C, 'first_lowest', blocker / 'cache'), None)
-
-def test_no_home_folder_means_no_kernel(monkeypatch):
-    def no_home(): raise RuntimeError('Could not determine home directory.')  # what `Path.home()` raises
-    monkeypatch.setattr(fastsom.native, 'cache_folder', no_home)
-    fct.test_eq(build_library(FIRST_LOWEST_C, 'first_lowest'), None)
+def test_built_with_the_package():
+    "On x86-64 (gcc or clang) the install compiles the extension into the package, beside its modules."
+    import platform
+    if platform.machine() not in ('x86_64', 'AMD64'): pytest.skip("no kernels for this platform: torch's steps run")
+    assert fastsom.native._native is not None, "fastsom._native is missing: run `pip install -e .` or `python setup.py build_ext --inplace`"
+    assert os.path.dirname(fastsom.native._native.__file__) == os.path.dirname(fastsom.native.__file__)
+    assert set(native_kernels()) <= {'avx512', 'avx2'} and native_kernels()
 
 def test_switched_off(monkeypatch):
     native_first_lowest.cache_clear()
@@ -30,23 +21,68 @@ def test_switched_off(monkeypatch):
     try: fct.test_eq(native_first_lowest(), None)
     finally: native_first_lowest.cache_clear()
 
-def test_a_wrong_kernel_is_refused(monkeypatch, tmp_path):
-    "A kernel that disagrees with argmin (here: always column 0) is never used."
-    if native_first_lowest() is None: pytest.skip('no C compiler here')
+def test_not_built_means_torch(monkeypatch):
+    "Without the extension (no compiler at install time) there are no kernels, and the search uses torch's steps."
     native_first_lowest.cache_clear()
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))  # the wrong kernel's library stays out of the user's cache
-    monkeypatch.setattr(fastsom.native, 'FIRST_LOWEST_C', FIRST_LOWEST_C.replace('out[r] = c;', 'out[r] = 0;'))
+    monkeypatch.setattr(fastsom.native, '_native', None)
+    try:
+        fct.test_eq(native_kernels(), ())
+        fct.test_eq(native_first_lowest(), None)
+        fct.test_fail(lambda: row_minimum('avx2'), contains="unknown kernel 'avx2'")
+    finally:
+        monkeypatch.undo()
+        native_first_lowest.cache_clear()
+
+def test_a_wrong_kernel_is_refused(monkeypatch):
+    "A kernel that disagrees with argmin (here: always column 0) is never used."
+    fct.test_eq(agrees_with_argmin(lambda t, bias=None: torch.zeros(len(t), 1, dtype=torch.long)), False)
+    native_first_lowest.cache_clear()
+    monkeypatch.setattr(fastsom.native, 'native_kernels', lambda: ('avx2',))
+    monkeypatch.setattr(fastsom.native, 'row_minimum', lambda: lambda t, bias=None: torch.zeros(len(t), 1, dtype=torch.long))
     try: fct.test_eq(native_first_lowest(), None)
     finally:
         monkeypatch.undo()
         native_first_lowest.cache_clear()
 
-@pytest.mark.parametrize('rows,cols', [(0, 64), (1, 64), (1000, 64), (513, 129), (100, 10016)])
-def test_kernel_is_argmin(rows, cols):
-    f = native_first_lowest()
-    if f is None: pytest.skip('no C compiler here')
-    scores = randn(rows, cols)
-    if rows > 3:
-        scores[1, [cols - 1, 5]] = scores[2, [0, 1]] = -99.  # ties
+def kernels():
+    return native_kernels() or [pytest.param(None, marks=pytest.mark.skip('fastsom was built without the extension'))]
+
+@pytest.mark.parametrize('kernel', kernels())
+@pytest.mark.parametrize('rows,cols', [(0, 64), (1, 1), (1, 64), (1000, 7), (1000, 64), (513, 129), (300, 900), (100, 10016)])
+def test_kernel_is_argmin(kernel, rows, cols):
+    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length."
+    f = row_minimum(kernel)
+    scores, bias = randn(rows, cols + 5)[:, :cols], randn(cols, seed=1)
+    if rows > 6:
+        scores[1, [cols - 1, cols // 2]] = scores[2, [0, cols - 1]] = -99.  # ties
         scores[3] = float('inf')
+        scores[4, cols // 3] = float('-inf')
+        scores[5, [cols - 1, cols // 2]] = float('nan')
+        scores[6] = float('nan')
     fct.test_eq(f(scores), scores.argmin(1, keepdim=True))
+    fct.test_eq(f(scores, bias), (scores + bias).argmin(1, keepdim=True))
+    ties = torch.randint(0, 3, (rows, cols), generator=torch.Generator().manual_seed(2)).float()
+    fct.test_eq(f(ties), ties.argmin(1, keepdim=True))
+
+@pytest.mark.parametrize('kernel', kernels())
+def test_infinities_cancel_without_nan(kernel):
+    "+inf and -inf in one row sum to NaN in the kernel's NaN check; the answer is still argmin's."
+    scores = torch.zeros(2, 100)
+    scores[0, [10, 90]] = torch.tensor([float('inf'), float('-inf')])
+    scores[1, [3, 70]] = torch.tensor([float('-inf'), float('inf')])
+    fct.test_eq(row_minimum(kernel)(scores), scores.argmin(1, keepdim=True))
+
+def test_search_without_the_kernel_is_the_same():
+    "A whole search in a fresh process with FASTSOM_NATIVE=0 finds the units the kernel finds."
+    code = ("import torch; from fastsom.som import Som, native_search; from fastsom.native import native_first_lowest;"
+            "g = torch.Generator().manual_seed(0); x = torch.randn(5000, 16, generator=g);"
+            "som = Som(16, (30, 30)); som.weight.data = torch.randn(900, 16, generator=g); som.weight.data[-1] = som.weight.data[0];"
+            "print(native_first_lowest() is not None, som(x).tolist())")
+    runs = {}
+    for flag in ('0', '1'):
+        env = {**os.environ, 'FASTSOM_NATIVE': flag}
+        out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True).stdout
+        runs[flag] = out.split(' ', 1)
+    fct.test_eq(runs['0'][0], 'False')
+    if native_kernels(): fct.test_eq(runs['1'][0], 'True')
+    fct.test_eq(runs['0'][1], runs['1'][1])

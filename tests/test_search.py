@@ -2,7 +2,9 @@
 import pytest, torch
 import fastcore.test as fct
 import fastsom.som
-from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS, ONEDNN_MIN_FEATURES
+from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS
+
+WIDE = 128  # features of the tests of oneDNN's product (any number takes it)
 from fastsom.native import native_first_lowest
 from fastsom.distance import sqeuclidean
 
@@ -59,21 +61,23 @@ def test_default_block_is_4_mib_on_cpu():
 @pytest.mark.filterwarnings('ignore:TF32 acceleration on top of oneDNN')  # torch's, when the flags are set
 def test_score_product_kernels_agree():
     "oneDNN's product (blocks of 256 rows or more) and addmm's (smaller blocks, or oneDNN off) give the same scores."
-    w, x = randn(900, ONEDNN_MIN_FEATURES, seed=1), randn(1000, ONEDNN_MIN_FEATURES)
+    w, x = randn(900, WIDE, seed=1), randn(1000, WIDE)
     w2, w_neg2 = (w * w).sum(1), -2 * w
     expected = torch.addmm(w2.double(), x.double(), w_neg2.double().t()).float()
     for rows in (ONEDNN_MIN_ROWS - 1, ONEDNN_MIN_ROWS, len(x)):
-        fct.test_close(score_product(w2, w_neg2)(x[:rows]), expected[:rows], eps=1e-3)
+        fct.test_close(score_product(w_neg2, w2)(x[:rows]), expected[:rows], eps=1e-3)
+        fct.test_close(score_product(w_neg2)(x[:rows]) + w2, expected[:rows], eps=1e-3)  # the bare product
     with torch.backends.mkldnn.flags(enabled=False):
-        fct.test_close(score_product(w2, w_neg2)(x), expected, eps=1e-3)
+        fct.test_close(score_product(w_neg2, w2)(x), expected, eps=1e-3)
+        fct.test_close(score_product(w_neg2)(x) + w2, expected, eps=1e-3)
 
 @pytest.mark.parametrize('map_size', [(30, 30), (50, 50)])
 def test_bmus_with_onednn_product(map_size):
     "Wide data takes oneDNN's product: the BMUs are float64's wherever float32 can tell the units apart, ties to the lower index."
-    x = randn(3000, ONEDNN_MIN_FEATURES)
-    som = Som(ONEDNN_MIN_FEATURES, map_size)
+    x = randn(3000, WIDE)
+    som = Som(WIDE, map_size)
     with torch.no_grad():
-        som.weight.copy_(randn(som.n_units, ONEDNN_MIN_FEATURES, seed=1))
+        som.weight.copy_(randn(som.n_units, WIDE, seed=1))
         som.weight[-1] = som.weight[0]
     x[:50] = som.weight[0].detach() + 0.1 * x[:50]  # samples whose BMU is unit 0, tied with its copy
     assert som.block_rows() >= ONEDNN_MIN_ROWS
@@ -95,8 +99,9 @@ def test_rounded_product_is_reranked(monkeypatch, map_size):
     x, som = randn(5000, 64) + 8, Som(64, map_size)  # far from the origin: the rounding is large beside the gaps
     with torch.no_grad(): som.weight.copy_(x[:som.n_units] + 0.5 * randn(som.n_units, 64, seed=1))
     exact = som(x)
-    monkeypatch.setattr(fastsom.som, 'score_product',
-                        lambda w2, w_neg2: lambda xb: torch.addmm(w2, round_tf32(xb), round_tf32(w_neg2).t()))
+    def rounded_product(w_neg2, w2=None):  # the bare product where the compiled kernel adds `w2`
+        return lambda xb: torch.mm(round_tf32(xb), round_tf32(w_neg2).t()) + (0 if w2 is None else w2)
+    monkeypatch.setattr(fastsom.som, 'score_product', rounded_product)
     assert not matmul_rounds(torch.device('cpu'))
     rounded_alone = (som(x) == exact).float().mean().item()  # precision 'highest': no re-ranking
     try:
@@ -105,3 +110,27 @@ def test_rounded_product_is_reranked(monkeypatch, map_size):
         reranked = (som(x) == exact).float().mean().item()
     finally: torch.set_float32_matmul_precision('highest')
     assert rounded_alone < 0.99 and reranked >= 0.999, (rounded_alone, reranked)
+
+@pytest.mark.parametrize('threads', [1, 2, 3])
+def test_search_in_threads_is_the_same(threads, row_minimum):
+    "Blocks searched in several threads (each running torch on one core) give the units of one thread; the count is restored."
+    x, som = randn(20_000, 64), Som(64, (30, 30))
+    with torch.no_grad():
+        som.weight.copy_(randn(900, 64, seed=1))
+        som.weight[-1] = som.weight[0]
+    expected = sqeuclidean(x, som.weight.detach()).argmin(1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        blocks = -(-len(x) // som.block_rows())
+        fct.test_eq(som.search_threads(blocks), min(threads, blocks))
+        fct.test_eq(som(x), expected)
+        fct.test_eq(som.bmus(x, k=2)[:, 0], expected)
+        fct.test_eq(torch.get_num_threads(), threads)
+    finally: torch.set_num_threads(before)
+
+def test_other_searches_stay_in_one_thread():
+    "Another distance, another device, or one block: no threads."
+    som = Som(8, (30, 30), distance='manhattan')
+    fct.test_eq(som.search_threads(10), 1)
+    fct.test_eq(Som(8, (30, 30)).search_threads(1), 1)

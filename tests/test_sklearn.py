@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from fastsom.sklearn import SomClassifier, SomRegressor, SomClusterer, expected_failed_checks
 
 ESTIMATORS = [SomClassifier(), SomClassifier(supervised='readout'), SomRegressor(), SomRegressor(supervised='xyf'),
-              SomRegressor(map_size=(10, 10)), SomClusterer(), SomClusterer(method='kmeans')]
+              SomRegressor(map_size=(12, 12)), SomClusterer(), SomClusterer(method='kmeans')]
 
 @pytest.mark.parametrize('est', ESTIMATORS, ids=repr)
 def test_check_estimator(est):
