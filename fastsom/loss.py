@@ -5,7 +5,7 @@
 # %% ../nbs/04_loss.ipynb #aee1da67
 from __future__ import annotations
 import torch
-from fastcore.basics import patch, store_attr
+from fastcore.basics import store_attr
 from .core import check_choice
 from .som import Som
 from .missing import has_missing, masked_energy, split_missing
