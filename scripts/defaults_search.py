@@ -12,13 +12,7 @@ from minisom import MiniSom
 from fastsom.all import som_dataloaders, som_learner, load_dataset, quantization_error, topographic_error
 from fastsom.callback.schedule import AttrScheduler, FromCurrent, SchedAnneal, SchedLin, SchedCos
 from fastsom.core import Grid
-
-def blobs(n, d, centers, seed):
-    "Gaussian blobs around random centres (scikit-learn's `make_blobs`), as a DataFrame."
-    import pandas as pd
-    from sklearn.datasets import make_blobs
-    x, _ = make_blobs(n_samples=n, n_features=d, centers=centers, random_state=seed)
-    return pd.DataFrame(x, columns=[f'x{i}' for i in range(d)])
+from defaults_table import blobs, MINISOM_SETTINGS, fastsom_errors  # scripts/ is on sys.path when run as a script
 
 # case -> (map size, epochs, data(seed), whether the data depends on the seed)
 CASES = {'digits': ((20, 20), 30, lambda s: load_dataset('digits')[0], False),
@@ -66,15 +60,6 @@ CANDIDATES = {
     'start_side/6': lambda size, n: dict(sigma=max(size) / 6, sigma_end=1.0),
     'start_side/4+hold1.0@0.9': lambda size, n: dict(sigma=max(size) / 4, sigma_end=None, cbs=[hold(1.0, 0.9)]),
 }
-
-def fastsom_errors(X, size, epochs, seed, **kwargs):
-    dls = som_dataloaders(X, valid_pct=0, seed=seed, device='cpu')
-    learn = som_learner(dls, map_size=size, seed=seed, metrics=[], **kwargs)  # errors measured once, at the end
-    with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
-    x = dls.encode(X)
-    return float(quantization_error(learn.som, x)), float(topographic_error(learn.som, x))
-
-MINISOM_SETTINGS = [(0.15, 'asymptotic_decay'), (0.25, 'inverse_decay_to_one')]  # as in scripts/defaults_table.py
 
 def batch_offline(ms, xs, epochs):
     "MiniSom's `train_batch_offline`, vectorised (same decay functions, neighbourhood and masked update): its per-sample loop takes minutes on 100,000 rows."
@@ -162,7 +147,7 @@ def main():
                 for c in a.candidates:
                     k = f"{c}|{case}|{s}"
                     if k in cache: continue
-                    t0 = time.time(); cache[k] = fastsom_errors(X, size, epochs, s, **CANDIDATES[c](size, len(X))); save()
+                    t0 = time.time(); cache[k] = [float(v) for v in fastsom_errors(X, size, epochs, s, **CANDIDATES[c](size, len(X)))]; save()
                     print(k, [round(v, 4) for v in cache[k]], f"{time.time()-t0:.0f}s", flush=True)
     print(minisom_table(cache, a.cases, a.seeds)); print()
     print(table(cache, [c for c in a.candidates if any(f'{c}|{case}|{s}' in cache for case in a.cases for s in a.seeds)], a.cases, a.seeds))
