@@ -1,7 +1,7 @@
 "The `fastsom` command, as a user runs it."
 import json, subprocess, sys
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 import fastcore.test as fct
 from fastai.learner import load_learner
 
@@ -63,3 +63,84 @@ def test_loaded_run_lives_in_its_folder(tmp_path):
     fct.test_eq(learn.path, (tmp_path / 'runs/x').absolute())
     learn.export('again.pkl')
     assert (tmp_path / 'runs/x/again.pkl').exists() and not list(tmp_path.glob('runs/.*'))
+
+def _penguin_like(tmp_path, n=90):
+    "A small mixed table: numbers with blanks, a text column, and a label column with text and blanks."
+    rng = np.random.default_rng(0)
+    species = rng.choice(['Adelie', 'Gentoo', 'Chinstrap'], n)
+    df = pd.DataFrame({'bill': rng.normal(size=n) + (species == 'Gentoo') * 3, 'mass': rng.normal(size=n),
+                       'island': rng.choice(['Biscoe', 'Dream'], n), 'species': species})
+    df.loc[::6, 'bill'] = np.nan
+    df.loc[::9, 'species'] = None
+    df.to_csv(tmp_path / 'p.csv', index=False)
+    return df
+
+def test_label_draws_the_label_map(tmp_path):
+    df = _penguin_like(tmp_path)
+    for i, args in enumerate([('--label', 'species', 'p.csv'), ('p.csv', '--label', 'species')]):
+        r = fastsom('train', *args, '--map', '4x4', '--epochs', '2', '--out', f'r{i}', cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / f'r{i}/labels.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+        info = json.loads((tmp_path / f'r{i}/metrics.json').read_text())
+        fct.test_eq((info['features'], info['label'], info['labelled']), (3, 'species', int(df.species.notna().sum())))
+        fct.test_eq(load_learner(tmp_path / f'r{i}/model.pkl').dls.encoder.columns, ['bill', 'mass', 'island'])
+    r = fastsom('train', 'p.csv', '--label', 'kind', '--out', 'bad', cwd=tmp_path)
+    assert r.returncode == 2 and "'kind', which is not in p.csv; its columns are: bill, mass, island, species" in r.stderr, r.stderr
+    assert not (tmp_path / 'bad').exists()
+
+def test_apply_writes_bmus_and_imputes(tmp_path):
+    df = _penguin_like(tmp_path)
+    r = fastsom('train', 'p.csv', '--label', 'species', '--map', '4x4', '--epochs', '3', '--out', 'run', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    new = df.drop(columns='species').iloc[::-1].iloc[:30][['island', 'mass', 'bill']]   # other order, reversed rows
+    new.to_csv(tmp_path / 'new.csv', index=False)
+    r = fastsom('apply', 'run', 'new.csv', '--out', 'bmu.csv', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    res = pd.read_csv(tmp_path / 'bmu.csv')
+    fct.test_eq(res.columns.tolist(), ['row', 'bmu_row', 'bmu_col', 'distance'])
+    learn = load_learner(tmp_path / 'run/model.pkl')
+    b = learn.bmus(new.reset_index(drop=True))
+    fct.test_eq(res[['bmu_row', 'bmu_col']].to_numpy(), b.position.numpy())
+    assert (res.distance >= 0).all() and res.row.tolist() == list(range(30))
+    r = fastsom('apply', 'run', 'new.csv', '--out', 'bmu.csv', cwd=tmp_path)     # no overwrite without --force
+    assert r.returncode == 2 and 'already exists' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    for i, args in enumerate([('--impute', 'run/model.pkl', 'new.csv'), ('run/model.pkl', 'new.csv', '--impute')]):
+        r = fastsom('apply', *args, '--out', f'filled{i}.csv', cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        filled = pd.read_csv(tmp_path / f'filled{i}.csv', index_col='row')
+        fct.test_eq(int(filled.isna().sum().sum()), 0)
+        present = new.bill.notna().to_numpy()
+        fct.test_close(filled.bill.to_numpy()[present], new.bill.to_numpy()[present])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('.')) == []   # no temporary file left
+
+def test_apply_errors(tmp_path):
+    df = _penguin_like(tmp_path)
+    assert fastsom('train', 'p.csv', '--drop', 'species', '--map', '3x3', '--epochs', '1', '--out', 'run', cwd=tmp_path).returncode == 0
+    df.drop(columns=['species', 'mass']).to_csv(tmp_path / 'short.csv', index=False)
+    (tmp_path / 'notes.txt').write_text('hello')
+    (tmp_path / 'fake.pkl').write_text('not a pickle')
+    torch.save({'a': 1}, tmp_path / 'dict.pkl')
+    for args, msg in [(('run', 'short.csv', '--out', 'o.csv'), 'mass'),
+                      (('run', 'notes.txt', '--out', 'o.csv'), "unsupported file type '.txt'"),
+                      (('fake.pkl', 'p.csv', '--out', 'o.csv'), 'is not a model saved by fastsom'),
+                      (('dict.pkl', 'p.csv', '--out', 'o.csv'), "dict.pkl is not a model saved by fastsom"),
+                      (('nowhere', 'p.csv', '--out', 'o.csv'), 'no model at nowhere: pass a run folder'),
+                      (('run', 'p.csv', '--out', 'o.txt'), '--out must end in .csv or .parquet')]:
+        r = fastsom('apply', *args, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.startswith('fastsom: error: ') and msg in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+    assert not list(tmp_path.glob('o.*'))
+
+def test_long_csv_shows_progress(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(70_000, 2)).round(3), columns=['a', 'b']).assign(k=rng.choice(['u', 'v'], 70_000))
+    df.loc[::5, 'a'] = np.nan
+    df.to_csv(tmp_path / 'big.csv', index=False)
+    df.iloc[:100].to_csv(tmp_path / 'small.csv', index=False)
+    r = fastsom('train', 'big.csv', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith('reading big.csv')]
+    assert len(lines) == 2 and lines[0].endswith('MB): 65,536 rows') and lines[1].endswith('MB): 70,000 rows'), r.stderr
+    assert 'reading' not in r.stdout
+    fct.test_eq(json.loads((tmp_path / 'big/metrics.json').read_text())['samples'], 70_000)
+    r = fastsom('apply', 'big', 'small.csv', '--out', 'b.csv', cwd=tmp_path)
+    assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
