@@ -7,12 +7,10 @@ resumed and candidates added; the markdown table is printed from the cache at th
 """
 import argparse, json, os, time
 import numpy as np, torch
-from minisom import MiniSom
 from fastai.callback.schedule import SchedLin, SchedCos
-from fastsom.all import load_dataset, quantization_error, topographic_error
+from fastsom.all import load_dataset
 from fastsom.callback.schedule import AttrScheduler, FromCurrent, SchedAnneal
-from fastsom.core import Grid
-from defaults_table import blobs, MINISOM_SETTINGS, fastsom_errors  # scripts/ is on sys.path when run as a script
+from defaults_table import blobs, MINISOM_SETTINGS, fastsom_errors, minisom_errors as table_minisom_errors  # scripts/ is on sys.path when run as a script
 
 # case -> (map size, epochs, data(seed), whether the data depends on the seed)
 CASES = {'digits': ((20, 20), 30, lambda s: load_dataset('digits')[0], False),
@@ -78,18 +76,8 @@ def batch_offline(ms, xs, epochs):
         ms._weights[mask] = (1 - lr) * ms._weights[mask] + lr * (num / np.where(den > 0, den, 1.)[..., None])[mask]
 
 def minisom_errors(X, size, epochs, seed, exact=False):
-    "MiniSom's batch map from its PCA start: [QE, TE] for each of `MINISOM_SETTINGS` (`exact`: MiniSom's own loop)."
-    xs = X.to_numpy(np.float64)
-    xs = (xs - xs.mean(0)) / np.where(xs.std(0) > 0, xs.std(0), 1)
-    res = []
-    for frac, decay in MINISOM_SETTINGS:
-        ms = MiniSom(*size, xs.shape[1], sigma=max(frac * max(size), 1.), learning_rate=1., sigma_decay_function=decay, random_seed=seed)
-        ms.pca_weights_init(xs)
-        if exact: ms.train_batch_offline(xs, epochs)
-        else: batch_offline(ms, xs, epochs)
-        w, x = torch.tensor(ms.get_weights().reshape(-1, xs.shape[1])), torch.tensor(xs)
-        res.append([float(quantization_error(w, x)), float(topographic_error(w, x, Grid(*size)))])
-    return res
+    "MiniSom's batch map from its PCA start: [QE, TE] for each of `MINISOM_SETTINGS` (`exact`: MiniSom's own loop, else `batch_offline`)."
+    return [list(r) for r in table_minisom_errors(X, size, epochs, seed, train=None if exact else batch_offline)]
 
 def reference_qe(settings, te):
     """MiniSom's bar for a map of topographic error `te`: its lowest QE among its settings whose TE is at most 0.03 or at most `te`

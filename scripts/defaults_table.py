@@ -32,15 +32,15 @@ def fastsom_errors(X, size, epochs, seed, **kwargs):
 
 MINISOM_SETTINGS = [(0.15, 'asymptotic_decay'), (0.25, 'inverse_decay_to_one')]  # start radius / longer side, decay
 
-def minisom_errors(X, size, epochs, seed):
-    "MiniSom's batch map from its PCA start: (QE, TE) for each of `MINISOM_SETTINGS` (as in tests/test_quality.py)."
+def minisom_errors(X, size, epochs, seed, train=None):
+    "MiniSom's batch map from its PCA start: (QE, TE) for each of `MINISOM_SETTINGS` (as in tests/test_quality.py); `train(ms, xs, epochs)` default MiniSom's own loop."
     xs = X.to_numpy(np.float64)
     xs = (xs - xs.mean(0)) / np.where(xs.std(0) > 0, xs.std(0), 1)
     res = []
     for frac, decay in MINISOM_SETTINGS:
         ms = MiniSom(*size, xs.shape[1], sigma=max(frac * max(size), 1.), learning_rate=1., sigma_decay_function=decay, random_seed=seed)
         ms.pca_weights_init(xs)
-        ms.train_batch_offline(xs, epochs)
+        (train or MiniSom.train_batch_offline)(ms, xs, epochs)
         w = torch.tensor(ms.get_weights().reshape(-1, xs.shape[1]))
         x = torch.tensor(xs)
         res.append((quantization_error(w, x), topographic_error(w, x, Grid(*size))))
