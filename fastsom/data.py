@@ -11,7 +11,7 @@ from fastcore.basics import store_attr
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device, display_df
-from .core import as_data, check_finite, _check_numeric_columns
+from .core import as_data, check_finite, check_choice, check_positive, _check_numeric_columns
 
 # %% auto #0
 __all__ = ['DATASETS', 'Standardize', 'RowFile', 'csv_to_rows', 'parquet_to_rows', 'SomDataLoader', 'SomDataLoaders',
@@ -266,7 +266,7 @@ def som_dataloaders(data, # tensor, ndarray, numeric DataFrame, or the path of a
     train_idx, valid_idx = _split(len(x), valid_pct, seed)
     train, valid = x[train_idx], x[valid_idx]
     if bs is None: bs = len(train)
-    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    bs = check_positive('bs', bs, integer=True)
     device = default_device() if device is None else torch.device(device)
     if bs >= len(train): train, valid = train.to(device), valid.to(device)  # one batch: moved once, not every epoch
     norm = Standardize.from_data(train) if normalize else None
@@ -282,7 +282,7 @@ def _file_dataloaders(path, valid_pct, bs, normalize, device, folder) -> SomData
     train, valid = rows.split(len(rows) - n_valid) if n_valid else (rows, rows)
     if len(train) == 0: raise ValueError(f"{path} has no rows to train on")
     bs = bs or 8192
-    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    bs = check_positive('bs', bs, integer=True)
     stats = Standardize.from_data(train)  # one pass that also checks every value is finite
     train_dl = SomDataLoader(train, stats if normalize else None, bs=bs, shuffle=False)
     valid_dl = SomDataLoader(valid, stats if normalize else None, bs=bs, shuffle=False)
@@ -296,6 +296,7 @@ def load_dataset(name:str, # one of `DATASETS`
                  seed:int=0, # seed of `colors`
                 ) -> tuple[pd.DataFrame, pd.Series|None]:
     "Features and labels of a bundled dataset."
+    check_choice('dataset', name, DATASETS)
     if name in ('digits', 'iris', 'wine', 'breast_cancer'):
         import sklearn.datasets
         ds = getattr(sklearn.datasets, f'load_{name}')(as_frame=True)
@@ -308,4 +309,3 @@ def load_dataset(name:str, # one of `DATASETS`
     if name == 'colors':
         rgb = np.random.default_rng(seed).random((n, 3), dtype=np.float32)
         return pd.DataFrame(rgb, columns=['red', 'green', 'blue']), None
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.colors import ListedColormap
 from matplotlib.transforms import AffineDeltaTransform
 from .missing import mean_filled
+from .som import principal_axes as som_principal_axes  # this module's `principal_axes` is a method of `SomInterpretation`
 from .metrics import unit_label_counts
 from fastcore.basics import patch, store_attr
 from fastcore.imports import in_notebook
@@ -178,10 +179,7 @@ def component_plane(self:SomInterpretation, feature) -> np.ndarray:
 @patch
 def principal_axes(self:SomInterpretation, k:int=3) -> torch.Tensor:
     "The first `k` principal axes of the standardised samples, `[n_features, k]`, each with a fixed sign."
-    x = mean_filled(self.x.double())  # missing cells: their column means
-    vals, vecs = torch.linalg.eigh(torch.cov(x.t(), correction=0).reshape(x.shape[1], x.shape[1]))
-    vecs = vecs[:, vals.argsort(descending=True)[:k]]
-    return vecs * vecs.gather(0, vecs.abs().argmax(0, keepdim=True)).sign()
+    return som_principal_axes(mean_filled(self.x.double()), k)[1]  # missing cells: their column means
 
 def _stretch(v:torch.Tensor, keep_unit_range:bool=False) -> torch.Tensor:
     "Columns of `v` stretched to [0, 1], or kept as they are if `keep_unit_range` and they already lie in it."

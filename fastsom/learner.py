@@ -8,7 +8,7 @@ import os, random
 from collections import namedtuple
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastcore.basics import patch
+from .core import check_positive
 from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder, AvgLoss
@@ -183,7 +183,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
     train = dls.train.dataset
     sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
-    if sigma_end is not None and not sigma_end > 0: raise ValueError(f"sigma_end must be positive, got {sigma_end}")
+    if sigma_end is not None: check_positive('sigma_end', sigma_end)
     if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1
     if mass_floor is None: mass_floor = 0. if len(dls.train) == 1 else 1.
     loss = SomLoss(som, 'kohonen' if accumulate else update, mass_floor)

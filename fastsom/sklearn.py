@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data, check_array, column_or_1d
 from fastai.callback.core import Callback, CancelValidException
-from .core import seeded
+from .core import seeded, check_choice, check_positive
 from .data import Standardize, som_dataloaders
 from .learner import SomLearner, som_learner
 from .interpret import SomInterpretation
@@ -43,8 +43,7 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _n_features_out(self): return self.search_som_.n_units  # columns of `transform`
     def _validate_fit(self, X):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        if not (isinstance(self.epochs, (int, np.integer)) and self.epochs > 0):
-            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
+        check_positive('epochs', self.epochs, integer=True)
         return torch.tensor(X, dtype=torch.float32)
 
     def _train(self, x:torch.Tensor, normalize:bool) -> SomLearner:
@@ -229,8 +228,7 @@ class SomClusterer(ClusterMixin, _SomEstimator):
     def fit(self, X, y=None):
         "Train the map on `X` and cluster its units."
         x = self._validate_fit(X)
-        if self.method not in CLUSTER_METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(CLUSTER_METHODS)}")
+        check_choice('method', self.method, CLUSTER_METHODS)
         learn = self._train(x, normalize=True)
         self._search(learn, learn.dls.normalizer)
         bmu = learn.som.bmus(self.scaler_.encode(x)).cpu().numpy()

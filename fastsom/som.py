@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import Grid, check_map_size, as_data
+from .core import Grid, check_map_size, check_choice, check_positive, as_data
 from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
 from .native import native_first_lowest
@@ -33,8 +33,7 @@ class Som(nn.Module):
                  block_bytes:int|None=None, # memory for one block of the [samples, units] distance table; default 4 MiB on CPU, 256 MiB on GPU
                 ):
         super().__init__()
-        if not (isinstance(n_features, int) and n_features > 0):
-            raise ValueError(f"n_features must be a positive int, got {n_features!r}")
+        check_positive('n_features', n_features, integer=True)
         self.grid = Grid(*check_map_size(map_size), topology, toroidal)
         self.distance, self.neighborhood = get_distance(distance), get_neighborhood(neighborhood)
         self.n_features, self.block_bytes = n_features, block_bytes
@@ -46,8 +45,7 @@ class Som(nn.Module):
     def sigma(self): return self._sigma
     @sigma.setter
     def sigma(self, value):
-        if not float(value) > 0: raise ValueError(f"sigma must be positive, got {value}")
-        self._sigma = float(value)
+        self._sigma = check_positive('sigma', value)
 
     @property
     def n_units(self): return self.grid.n_units
@@ -269,6 +267,7 @@ def init_weights(self:Som,
                  seed:int|None=None, # seed for the random choices
                 ):
     "Initialise the codebook from data `x`."
+    check_choice('init', method, INITS)
     from fastsom.missing import has_missing, mean_filled
     if isinstance(x, torch.Tensor) and has_missing(x): x = mean_filled(x)  # missing cells: the column means, for the start only
     x = as_data(x, n_features=self.n_features)
@@ -280,6 +279,5 @@ def init_weights(self:Som,
         w = x[idx]
     elif method == 'random':
         w = x.mean(0) + x.std(0, unbiased=False) * torch.randn(self.n_units, x.shape[1], generator=gen, dtype=x.dtype).to(x.device)
-    else: raise ValueError(f"unknown init {method!r}; choose one of {', '.join(INITS)}")
     self.weight.copy_(w.to(self.weight))
     return self

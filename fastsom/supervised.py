@@ -13,7 +13,7 @@ from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.metrics import accuracy, rmse
 from fastai.torch_core import default_device, display_df
-from .core import as_data
+from .core import as_data, check_choice, check_positive
 from .som import Som
 from .loss import SomLoss
 from .data import Standardize, SomDataLoader, SomDataLoaders, _split
@@ -188,7 +188,7 @@ def supervised_method(supervised:str, # 'auto', 'xyf' or 'readout'
                       known:np.ndarray, # which training rows are labelled
                      ) -> str:
     "The way targets are trained: 'xyf' for 'auto' when `xyf_when_labelled` and every row is labelled, else 'readout'."
-    if supervised not in SUPERVISED: raise ValueError(f"unknown supervised {supervised!r}; choose one of {', '.join(SUPERVISED)}")
+    check_choice('supervised', supervised, SUPERVISED)
     method = ('xyf' if xyf_when_labelled and known.all() else 'readout') if supervised == 'auto' else supervised
     if method == 'xyf' and not known.all():
         raise ValueError(f"supervised='xyf' needs every row labelled, but {(~known).sum()} of {len(known)} are not; "
@@ -369,7 +369,7 @@ def target_dataloaders(data, # a DataFrame (numeric, or mixed and incomplete), o
     rows = torch.cat([x, target_columns(y, vocab).float()], 1)
     train, valid = rows[train_idx], rows[valid_idx]
     if bs is None: bs = len(train)
-    if not (isinstance(bs, int) and bs > 0): raise ValueError(f"bs must be a positive int or None, got {bs!r}")
+    bs = check_positive('bs', bs, integer=True)
     device = default_device() if device is None else torch.device(device)
     if bs >= len(train): train, valid = train.to(device), valid.to(device)
     norm = Standardize.from_data(train[:, :x.shape[1]]) if normalize and enc is None else None  # a table: the encoder's

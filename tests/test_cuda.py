@@ -1,5 +1,5 @@
 "The same code path on a GPU: skipped on machines without CUDA (run them where one is lent)."
-import numpy as np, pytest, torch
+import pytest, torch
 import fastcore.test as fct
 from fastsom.all import som_dataloaders, som_learner, load_dataset, Som
 
