@@ -153,6 +153,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'fastsom.core.check_finite': ('core.html#check_finite', 'fastsom/core.py'),
                               'fastsom.core.check_map_size': ('core.html#check_map_size', 'fastsom/core.py'),
                               'fastsom.core.check_positive': ('core.html#check_positive', 'fastsom/core.py'),
+                              'fastsom.core.init_sample': ('core.html#init_sample', 'fastsom/core.py'),
                               'fastsom.core.seeded': ('core.html#seeded', 'fastsom/core.py')},
             'fastsom.data': { 'fastsom.data.RowFile': ('data.html#rowfile', 'fastsom/data.py'),
                               'fastsom.data.RowFile.__getitem__': ('data.html#rowfile.__getitem__', 'fastsom/data.py'),

@@ -10,7 +10,8 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 
 # %% auto #0
-__all__ = ['TOPOLOGIES', 'check_map_size', 'check_choice', 'check_positive', 'Grid', 'check_finite', 'as_data', 'seeded']
+__all__ = ['TOPOLOGIES', 'INIT_ROWS', 'check_map_size', 'check_choice', 'check_positive', 'Grid', 'check_finite', 'as_data',
+           'seeded', 'init_sample']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 TOPOLOGIES = ('rectangular', 'hexagonal')
@@ -156,3 +157,12 @@ def seeded(seed:int|None):
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # `manual_seed` seeds the GPUs' generators too
         if seed is not None: torch.manual_seed(seed)
         yield
+
+INIT_ROWS = 10_000  # rows a codebook's initialisation looks at: enough for its principal axes, cheap on any data
+
+def init_sample(x, # rows: a tensor, or anything indexed by a tensor of row numbers (such as a `RowFile`)
+                seed:int|None=None, # seed of the draw (None: 0, so that a learner always starts from the same rows)
+                n:int=INIT_ROWS, # at most this many rows
+               ):
+    "Up to `n` rows of `x` drawn at random without repeats, from their own seeded generator."
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed or 0))[:n]]

@@ -8,7 +8,7 @@ import os, random
 from collections import namedtuple
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .core import check_positive
+from .core import check_positive, init_sample
 from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder, AvgLoss
@@ -181,7 +181,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
         return supervised_learner(dls, **args, **kwargs)
     som = Som(dls.n_features, map_size, topology, toroidal, distance, neighborhood, sigma)
     train = dls.train.dataset
-    sample = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
+    sample = init_sample(train, seed)
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
     if sigma_end is not None: check_positive('sigma_end', sigma_end)
     if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1

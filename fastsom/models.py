@@ -13,7 +13,7 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.schedule import SchedExp
-from .core import as_data, seeded, check_positive
+from .core import as_data, seeded, check_positive, init_sample
 from .layers import Topography
 from .metrics import TopographicError
 from .callback.schedule import AttrScheduler
@@ -151,7 +151,7 @@ def deep_som_learner(dls, # `DataLoaders` of (x, x) batches, e.g. from `som_data
         model = DeepSom(n_in, latent_dim, hidden, map_size, assign=assign, sigma=sigma, temperature=temperature,
                         **(topo_kwargs or {}))
     topo = model.topography
-    sample = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed or 0))[:10_000]]
+    sample = init_sample(x, seed)
     if getattr(dls, 'normalizer', None) is not None and isinstance(train, torch.Tensor): sample = dls.normalizer.encode(sample)
     with torch.no_grad(): topo.init_weights(model.encoder(sample), 'pca', seed)
     scheds = {'sigma': SchedExp(topo.sigma, sigma_end)}
