@@ -140,6 +140,7 @@ class ConcreteConvergence(Callback):
     def __init__(self, threshold:float=0.9): self.threshold = threshold # least acceptable mean maximum probability
 
     def after_fit(self):
+        "Warn about every selector whose mean maximum probability is below the threshold."
         for sel in _selectors(self.learn.model):
             p = sel.mean_max_prob
             if p < self.threshold:
@@ -174,7 +175,9 @@ class LogitWeightDecay(Callback):
     "Weight decay `wd` on the last parameter group (the logits of `_concrete_splitter`); the others keep theirs."
     order = 0
     def __init__(self, wd:float=0.): self.wd = wd
-    def before_fit(self): self.opt.set_hyper('wd', [h['wd'] for h in self.opt.hypers[:-1]] + [self.wd])
+    def before_fit(self):
+        "Give the logits' parameter group its own weight decay."
+        self.opt.set_hyper('wd', [h['wd'] for h in self.opt.hypers[:-1]] + [self.wd])
 
 @patch
 def fit(self:ConcreteLearner, *args, **kwargs):

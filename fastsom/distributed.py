@@ -83,10 +83,12 @@ def mass_columns(grad:torch.Tensor, # a codebook's gradient, [M, D]
 class DistributedBatchMap(ExactBatchMap):
     "`ExactBatchMap` over the rows of all processes: gradients and masses summed once per epoch."
     def before_fit(self):
+        "Check the loss, and start the record of all-reduce times."
         super().before_fit()
         self.reduce_seconds = []
 
     def before_step(self):
+        "At the epoch's last batch, sum every process's unit gradients and masses, then take the batch-map step."
         if self.iter == self.n_iter - 1:
             grad, d = self.learn.model.weight.grad, self.learn.model.weight.shape[1]
             buf = torch.cat([grad, mass_columns(grad, self.mass, f'epoch {self.epoch}')], 1)
@@ -114,11 +116,15 @@ class DistributedSteps(ExactBatchMap):
     "Data-parallel mini-batch steps: each batch's gradient, unit masses and row count summed over the processes."
     def __init__(self, update:str='kohonen', mass_floor:float=0.): store_attr()
     def before_fit(self):
+        "Check the loss, and start the record of all-reduce times."
         super().before_fit()
         self.reduce_seconds = []
-    def before_batch(self): self.mass = 0.
+    def before_batch(self):
+        "Start the batch's unit masses."
+        self.mass = 0.
 
     def before_step(self):
+        "Sum the batch's gradients, masses and rows over the processes, and scale the step as one process would."
         grad, d = self.learn.model.weight.grad, self.learn.model.weight.shape[1]
         rows = torch.full_like(grad[:, :1], len(self.learn.pred))
         buf = torch.cat([grad, mass_columns(grad, self.mass, f'batch {self.iter} of epoch {self.epoch}'), rows], 1)
@@ -161,6 +167,7 @@ class DistributedSom(Callback):
     def __init__(self, even_batches:bool=False): self.even_batches = even_batches  # mini-batch SGD: as many steps everywhere
 
     def before_fit(self):
+        "Check every process holds the same data, start from process 0's model, and give each process its share of the rows."
         if not dist.is_initialized(): raise RuntimeError("DistributedSom needs a process group: use `learn.distrib_ctx()`")
         rank, world, dev = dist.get_rank(), dist.get_world_size(), _device(self.learn.model)
         if dist.get_backend() == 'gloo': dist.monitored_barrier()  # names the processes that did not arrive
@@ -188,6 +195,7 @@ class DistributedSom(Callback):
         return dl.new(rows, cls=EvenBatches, n_batches=-(-(len(dl.dataset) // world) // dl.bs))  # smallest share / bs, up
 
     def after_validate(self):
+        "Sum the validation metrics' totals and counts over the processes, before the \`Recorder\` reads them."
         if not self.sharded: return
         mets = [m for m in self.learn.recorder._valid_mets if hasattr(m, 'total') and hasattr(m, 'count')]
         sums = torch.tensor([[float(m.total), float(m.count)] for m in mets], dtype=torch.float64,
@@ -195,7 +203,9 @@ class DistributedSom(Callback):
         all_sum(sums, f'the validation metrics of epoch {self.epoch}')
         for m, (total, count) in zip(mets, sums.tolist()): m.total, m.count = total, count
 
-    def after_fit(self): self.restore()
+    def after_fit(self):
+        "Give the learner its whole loaders back."
+        self.restore()
     def restore(self):
         "Put the whole loaders back."
         if self.sharded: self.learn.dls.loaders, self.sharded = self.whole, False
@@ -285,8 +295,11 @@ def distrib_ctx(self:SomLearner,
 class DataParallelSteps(Callback):
     "Each batch's gradients averaged over the processes, weighted by their rows: the step of the union of the batches."
     order, run_valid = ExactBatchMap.order, False
-    def before_fit(self): self.reduce_seconds = []
+    def before_fit(self):
+        "Start the record of all-reduce times."
+        self.reduce_seconds = []
     def before_step(self):
+        "Replace every gradient by the row-weighted mean of all processes' gradients."
         params = [p for p in self.learn.model.parameters() if p.grad is not None]
         rows = float(len(self.learn.xb[0]))
         buf = torch.cat([*(p.grad.flatten() * rows for p in params), params[0].grad.new_tensor([rows])])

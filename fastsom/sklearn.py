@@ -33,7 +33,9 @@ def auto_map_size(n_samples:int, # number of training rows
 
 class SkipValidation(Callback):
     "Skip fastai's validation pass after every epoch."
-    def before_validate(self): raise CancelValidException()
+    def before_validate(self):
+        "Skip fastai's validation pass: an estimator's fit reports nothing."
+        raise CancelValidException()
 
 # %% ../nbs/18_sklearn.ipynb #d2637b80
 class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

@@ -459,8 +459,12 @@ class TargetTraining(Callback):
         t, known = target_rows(y, dl.n_classes)
         table = smoothed_unit_means(model.som.bmus(x), t, known.cpu().numpy(), model.som, model.readout_sigma)
         model.table.copy_(table)
-    def before_validate(self): self.read_out()
-    def after_fit(self): self.read_out()
+    def before_validate(self):
+        "Refresh the read-out table before the validation pass uses it."
+        self.read_out()
+    def after_fit(self):
+        "Leave the read-out table current for prediction."
+        self.read_out()
 
 # %% ../nbs/15_supervised.ipynb #70cea518
 class SupervisedSomLearner(SomLearner):
