@@ -399,6 +399,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastsom.learner.SomLearner._call_one': ('learner.html#somlearner._call_one', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.bmus': ('learner.html#somlearner.bmus', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.codebook': ('learner.html#somlearner.codebook', 'fastsom/learner.py'),
+                                 'fastsom.learner.SomLearner.distrib_ctx': ('learner.html#somlearner.distrib_ctx', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.export': ('learner.html#somlearner.export', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.lr_find': ('learner.html#somlearner.lr_find', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.predict': ('learner.html#somlearner.predict', 'fastsom/learner.py'),

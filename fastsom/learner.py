@@ -96,6 +96,11 @@ class SomLearner(Learner):
         if show: display_df(df)
         return df
 
+    def distrib_ctx(self, *args, **kwargs):
+        "Train on all the processes `torchrun` or `accelerate launch` started, with fastsom's exact sums (see `fastsom.distributed`)."
+        import fastsom.distributed  # its import puts the real method in place of this one, also over fastai's, which would average
+        return type(self).distrib_ctx(self, *args, **kwargs)
+
     def lr_find(self, *args, **kwargs):
         "Refused: a SOM's learning rate has a natural value, 1, where each step is Kohonen's batch map."
         if not isinstance(self.loss_func, SomLoss): return super().lr_find(*args, **kwargs)

@@ -165,3 +165,13 @@ def test_concrete_autoencoder_data_parallel(even, tmp_path):
     got = [torch.load(tmp_path / f'concrete-rank{rank}.pt') for rank in range(2)]
     for name, value in got[0]['state'].items(): fct.test_eq(got[1]['state'][name], value)
     fct.test_eq(len(got[0]['reduce_seconds']), 15)
+
+def test_distrib_ctx_is_fastsoms_whatever_was_imported():
+    "With only fastai.distributed and fastsom.learner imported, `distrib_ctx` is still fastsom's (exact sums), not fastai's (averages)."
+    code = ("import fastai.distributed, torch\n"
+            "from fastsom.learner import SomLearner, som_learner\nfrom fastsom.data import som_dataloaders\n"
+            "learn = som_learner(som_dataloaders(torch.randn(50, 3), device='cpu'), map_size=(2, 2))\n"
+            "with learn.distrib_ctx(): pass\n"
+            "import fastsom.distributed as d\nassert SomLearner.distrib_ctx is d.SomLearner.distrib_ctx and 'fastsom' in SomLearner.distrib_ctx.__module__\n")
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, env=_env())
+    assert run.returncode == 0, run.stderr[-3000:]
