@@ -195,7 +195,7 @@ class DistributedSom(Callback):
         return dl.new(rows, cls=EvenBatches, n_batches=-(-(len(dl.dataset) // world) // dl.bs))  # smallest share / bs, up
 
     def after_validate(self):
-        "Sum the validation metrics' totals and counts over the processes, before the \`Recorder\` reads them."
+        "Sum the validation metrics' totals and counts over the processes, before the `Recorder` reads them."
         if not self.sharded: return
         mets = [m for m in self.learn.recorder._valid_mets if hasattr(m, 'total') and hasattr(m, 'count')]
         sums = torch.tensor([[float(m.total), float(m.count)] for m in mets], dtype=torch.float64,
