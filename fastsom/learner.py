@@ -4,14 +4,14 @@
 
 # %% ../nbs/08_learner.ipynb #b057b41f
 from __future__ import annotations
-import os, random
+import os, random, time
 from collections import namedtuple
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import check_positive, init_sample
 from fastcore.meta import delegates
 from fastcore.foundation import L
-from fastai.learner import Learner, Recorder, AvgLoss, CastToTensor
+from fastai.learner import Learner, Recorder, AvgLoss, CastToTensor, _maybe_item
 from fastai.torch_core import display_df, rank_distrib, num_distrib, defaults
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
@@ -51,6 +51,21 @@ class SomRecorder(Recorder):
         "fastai's `plot_loss`, skipping no step by default (a SOM often has one step per epoch)."
         return super().plot_loss(skip_start=skip_start, **kwargs)
     # fastai's, with the same records, built without its slower steps (they run at every batch and event):
+    _every_epoch = ('log', 'start_epoch', 'cancel_train', 'cancel_valid')  # no learner attribute: fastai's shadowing check can be skipped
+    def __setattr__(self, name, value):
+        if name in self._every_epoch: self.__dict__[name] = value
+        else: super().__setattr__(name, value)
+    def before_epoch(self):
+        "Start the epoch's log (and timer)."
+        self.cancel_train, self.cancel_valid = False, False
+        if self.add_time: self.start_epoch = time.time()
+        self.log = L([getattr(self.learn, 'epoch', 0)])
+    def before_train(self):
+        for met in self._train_mets[1:]: met.reset()
+    def before_validate(self):
+        for met in self._valid_mets: met.reset()
+    def after_train(self): self.log += [_maybe_item(met) for met in self._train_mets]
+    def after_validate(self): self.log += [_maybe_item(met) for met in self._valid_mets]
     @property
     def _train_mets(self):
         if getattr(self, 'cancel_train', False): return L()
