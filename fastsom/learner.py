@@ -12,10 +12,11 @@ from .core import check_positive, init_sample
 from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder, AvgLoss, CastToTensor, _maybe_item
-from fastai.torch_core import display_df, rank_distrib, num_distrib, defaults
+from fastai.torch_core import display_df, rank_distrib, num_distrib, defaults, find_bs
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
+from fastprogress.fastprogress import format_time
 from .som import Som
 from .loss import SomLoss
 from .missing import unit_presence
@@ -24,7 +25,8 @@ from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler, FromCurrent
 
 # %% auto #0
-__all__ = ['BMUs', 'EpochLoss', 'SomRecorder', 'SomCastToTensor', 'SomLearner', 'ExactBatchMap', 'SeededShuffle', 'som_learner']
+__all__ = ['BMUs', 'BatchLoss', 'EpochLoss', 'SomRecorder', 'SomCastToTensor', 'SomLearner', 'ExactBatchMap', 'SeededShuffle',
+           'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
@@ -33,7 +35,16 @@ def _defines(obj, name:str) -> bool:
     "Whether `obj` itself has `name` (from its class, or set on it, as handlers passed to a `Callback`), not through fastai's `GetAttr`."
     return hasattr(type(obj), name) or name in vars(obj)
 
-class EpochLoss(AvgLoss):
+class BatchLoss(AvgLoss):
+    "fastai's `AvgLoss` (the mean loss over batches, weighted by their sizes), with a direct path for a batch of tensors."
+    def accumulate(self, learn):
+        y = learn.yb[0] if type(learn.yb) is tuple and learn.yb else None
+        bs = y.shape[0] if type(y) is torch.Tensor else find_bs(learn.yb)
+        loss = learn.loss.detach()  # the same value as fastai's `loss.mean()`, without an autograd node, nor a mean of one number
+        self.total += learn.to_detach(loss.mean() if loss.ndim else loss) * bs
+        self.count += bs
+
+class EpochLoss(BatchLoss):
     "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
     def accumulate(self, learn):
         "Add the batch's loss, starting afresh at each epoch's first batch."
@@ -46,7 +57,7 @@ class SomRecorder(Recorder):
     def name(self): return 'recorder'
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.smooth_loss = EpochLoss()
+        self.loss, self.smooth_loss = BatchLoss(), EpochLoss()
     def plot_loss(self, skip_start=0, **kwargs):
         "fastai's `plot_loss`, skipping no step by default (a SOM often has one step per epoch)."
         return super().plot_loss(skip_start=skip_start, **kwargs)
@@ -66,6 +77,14 @@ class SomRecorder(Recorder):
         for met in self._valid_mets: met.reset()
     def after_train(self): self.log += [_maybe_item(met) for met in self._train_mets]
     def after_validate(self): self.log += [_maybe_item(met) for met in self._valid_mets]
+    def after_epoch(self):
+        "Store the epoch's values, add its time, log them."
+        learn = self.learn
+        learn.final_record = L(self.log.items[1:])
+        self.values.append(learn.final_record)
+        if self.add_time: self.log.append(format_time(time.time() - self.start_epoch))
+        learn.logger(self.log)
+        self.iters.append(self.smooth_loss.count)
     @property
     def _train_mets(self):
         if getattr(self, 'cancel_train', False): return L()
@@ -81,8 +100,8 @@ class SomRecorder(Recorder):
         for met in self._train_mets if learn.training else self._valid_mets: met.accumulate(learn)
         if not learn.training: return
         self.lrs.append(learn.opt.hypers[-1]['lr'])
-        self.losses.append(self.smooth_loss.value)
         learn.smooth_loss = self.smooth_loss.value
+        self.losses.append(learn.smooth_loss)
 
 class SomCastToTensor(CastToTensor):
     "fastai's `CastToTensor`, which leaves a batch of plain tensors as it is (fastai makes a new view of each)."

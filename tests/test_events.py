@@ -30,9 +30,9 @@ def test_unknown_event_is_refused():
 
 def _fastai_paths(m):
     "Put fastai's own methods back in place of fastsom's faster ones, on `monkeypatch` context `m`."
-    from fastai.learner import Recorder, CastToTensor
+    from fastai.learner import Recorder, CastToTensor, AvgLoss
     from fastai.data.load import DataLoader
-    from fastsom.learner import SomRecorder, SomCastToTensor
+    from fastsom.learner import SomRecorder, SomCastToTensor, BatchLoss
     from fastsom.data import SomDataLoader
     m.setattr(SomLearner, '__call__', Learner.__call__)
     m.setattr(SomLearner, '_call_one', Learner._call_one)
@@ -42,6 +42,7 @@ def _fastai_paths(m):
                  'after_train', 'after_validate', 'after_epoch', '__setattr__'):
         if name in vars(SomRecorder): m.setattr(SomRecorder, name, getattr(Recorder, name))
     m.setattr(SomCastToTensor, 'before_batch', CastToTensor.before_batch)
+    m.setattr(BatchLoss, 'accumulate', AvgLoss.accumulate)
     m.setattr(SomDataLoader, '__iter__', DataLoader.__iter__)
 
 def _records(bs, metrics):
