@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -121,17 +122,124 @@ static void first_lowest_avx2(const float *scores, int64_t rows, int64_t cols, i
 }
 #endif
 
+/* Per-unit sums of a batch, the statistics of the update and of the reported energy: one pass over the rows, in
+   row order (so the sums are those of torch's `index_add_`, and the same for any thread count), each row added
+   into its unit's slot. `unit_sums`: counts, sums of squared norms, sums of rows. `masked_unit_sums`, for rows
+   with missing cells (NaN): per slot, [x0 | m | x0*x0 | s*x0 | s*m] (5 * cols floats: x0 the row with its missing
+   cells 0, m its presence, s = cols / (cells present)) and the sum of s * ||x0||^2. One C body, compiled for
+   AVX-512, AVX2 and the baseline (the compiler vectorises the loops over columns; each column has its own sum,
+   and squared norms are summed in 16 fixed lanes, so every version adds in the same order: the same bits). */
+#define LANES 16
+
+static inline __attribute__((always_inline))
+int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
+                   int64_t n_slots, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = x + r * row_stride;
+        int64_t u = slot[r];
+        if (u < 0 || u >= n_slots) return -1;
+        float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + u * LANES, row[LANES] = {0};
+        int64_t c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (int l = 0; l < LANES; l++) { float v = p[c + l]; s[c + l] += v; row[l] += v * v; }
+        float tail = 0;  /* the last cols % 16 columns */
+        for (; c < cols; c++) { float v = p[c]; s[c] += v; tail += v * v; }
+        row[0] += tail;
+        for (int l = 0; l < LANES; l++) lanes[l] += row[l];
+        count[u] += 1;
+    }
+    for (int64_t u = 0; u < n_slots; u++)
+        for (int l = 0; l < LANES; l++) sq[u] += sq_lanes[u * LANES + l];
+    return 0;
+}
+
+static inline __attribute__((always_inline)) uint32_t present_bits(float v) {
+    /* all ones where v is a number, 0 where it is NaN, by integer steps: float compares and selects keep gcc from
+       vectorising the loops below anywhere but on AVX-512 */
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (uint32_t)((int32_t)(bits & 0x7fffffffu) > 0x7f800000) - 1u;
+}
+
+static inline __attribute__((always_inline)) float masked_float(float v, uint32_t mask) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= mask;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline))
+int masked_unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
+                          int64_t n_slots, float *restrict scaled_sq, float *restrict sums, float *restrict sq_lanes) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = x + r * row_stride;
+        int64_t u = slot[r];
+        int32_t present = 0;
+        if (u < 0 || u >= n_slots) return -1;
+        for (int64_t c = 0; c < cols; c++) present += p[c] == p[c];
+        float scale = (float)cols / (float)present;
+        float *restrict a = sums + u * 5 * cols, *restrict m = a + cols, *restrict q = m + cols,
+              *restrict sa = q + cols, *restrict sm = sa + cols, *restrict lanes = sq_lanes + u * LANES, row[LANES] = {0};
+        int64_t c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (int l = 0; l < LANES; l++) {
+                uint32_t keep = present_bits(p[c + l]);
+                float v0 = masked_float(p[c + l], keep), has = masked_float(1.f, keep);
+                a[c + l] += v0; m[c + l] += has; q[c + l] += v0 * v0; sa[c + l] += scale * v0; sm[c + l] += scale * has;
+                row[l] += v0 * v0;
+            }
+        float tail = 0;
+        for (; c < cols; c++) {
+            uint32_t keep = present_bits(p[c]);
+            float v0 = masked_float(p[c], keep), has = masked_float(1.f, keep);
+            a[c] += v0; m[c] += has; q[c] += v0 * v0; sa[c] += scale * v0; sm[c] += scale * has;
+            tail += v0 * v0;
+        }
+        row[0] += tail;
+        for (int l = 0; l < LANES; l++) lanes[l] += scale * row[l];
+    }
+    for (int64_t u = 0; u < n_slots; u++)
+        for (int l = 0; l < LANES; l++) scaled_sq[u] += sq_lanes[u * LANES + l];
+    return 0;
+}
+
+typedef int (*sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t *, float *, float *, float *);
+typedef int (*masked_sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, float *, float *, float *);
+
+#define SUMS_VERSIONS(suffix, attr) \
+    attr static int unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
+                                       int64_t n_slots, int64_t *count, float *sq, float *sums, float *lanes) \
+    { return unit_sums_body(x, rows, cols, row_stride, slot, n_slots, count, sq, sums, lanes); } \
+    attr static int masked_unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
+                                              int64_t n_slots, float *scaled_sq, float *sums, float *lanes) \
+    { return masked_unit_sums_body(x, rows, cols, row_stride, slot, n_slots, scaled_sq, sums, lanes); }
+
+SUMS_VERSIONS(plain, )
+#ifdef HAVE_X86_KERNELS
+SUMS_VERSIONS(avx2, __attribute__((target("avx2"))))
+SUMS_VERSIONS(avx512, __attribute__((target("avx512f"))))
+#endif
+
 /* The kernels this processor runs, widest first; none on other processors: fastsom then uses torch's steps. */
 static kernel_fn kernels[2];
 static const char *kernel_names[2];
 static int n_kernels = 0;
+
+static sums_fn sums_versions[3];  /* the versions of the per-unit sums this processor runs, widest first */
+static masked_sums_fn masked_sums_versions[3];
+static const char *sums_names[3];
+static int n_sums = 0;
 
 static void find_kernels(void) {
 #ifdef HAVE_X86_KERNELS
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) { kernels[n_kernels] = first_lowest_avx512; kernel_names[n_kernels++] = "avx512"; }
     if (__builtin_cpu_supports("avx2")) { kernels[n_kernels] = first_lowest_avx2; kernel_names[n_kernels++] = "avx2"; }
+    if (__builtin_cpu_supports("avx512f")) { sums_versions[n_sums] = unit_sums_avx512; masked_sums_versions[n_sums] = masked_unit_sums_avx512; sums_names[n_sums++] = "avx512"; }
+    if (__builtin_cpu_supports("avx2")) { sums_versions[n_sums] = unit_sums_avx2; masked_sums_versions[n_sums] = masked_unit_sums_avx2; sums_names[n_sums++] = "avx2"; }
 #endif
+    sums_versions[n_sums] = unit_sums_plain; masked_sums_versions[n_sums] = masked_unit_sums_plain; sums_names[n_sums++] = "plain";
 }
 
 static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
@@ -165,7 +273,46 @@ static PyObject *py_kernels(PyObject *self, PyObject *args) {
     return names;
 }
 
+static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
+    unsigned long long x, slot, count, sq, sums;
+    long long rows, cols, row_stride, n_slots;
+    int masked, i = 0;
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "KLLLKLpKKK|s", &x, &rows, &cols, &row_stride, &slot, &n_slots, &masked, &count, &sq, &sums, &name)) return NULL;
+    while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
+    if (i == n_sums) { PyErr_Format(PyExc_ValueError, "unit_sums: no version %s on this processor", name); return NULL; }
+    if (rows < 0 || cols < 1 || n_slots < 1 || (rows > 1 && row_stride < cols) || (rows > 0 && (!x || !slot)) || !sq || !sums || (!masked && !count)) {
+        PyErr_Format(PyExc_ValueError, "unit_sums: needs rows >= 0, cols >= 1, n_slots >= 1, row_stride >= cols and non-null buffers, "
+                     "got rows=%lld cols=%lld row_stride=%lld n_slots=%lld", rows, cols, row_stride, n_slots);
+        return NULL;
+    }
+    float *lanes = calloc((size_t)n_slots * LANES, sizeof(float));  /* squared norms per slot, in 16 lanes until the end */
+    if (!lanes) return PyErr_NoMemory();
+    int bad;
+    Py_BEGIN_ALLOW_THREADS
+    if (masked) bad = masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
+                                       (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
+    else bad = sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
+                         (int64_t *)(uintptr_t)count, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
+    Py_END_ALLOW_THREADS
+    free(lanes);
+    if (bad) { PyErr_Format(PyExc_ValueError, "unit_sums: a unit index outside [0, %lld)", n_slots); return NULL; }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sums_versions(PyObject *self, PyObject *args) {
+    PyObject *names = PyTuple_New(n_sums);
+    for (int i = 0; names && i < n_sums; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(sums_names[i]));
+    return names;
+}
+
 static PyMethodDef methods[] = {
+    {"sums_versions", py_sums_versions, METH_NOARGS, "Names of the versions of unit_sums this processor runs, the one used by default first."},
+    {"unit_sums", py_unit_sums, METH_VARARGS,
+     "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None): adds each float32 row of x (rows row_stride "
+     "floats apart) into the int64 slot[r] of: int64 count[n_slots], float32 sq[n_slots] (squared norms) and sums[n_slots, cols]; "
+     "with masked (rows with NaN cells): float32 sq[n_slots] (sum of s * ||x0||^2) and sums[n_slots, 5 * cols] = [x0 | m | x0^2 | s x0 | s m], "
+     "s = cols / present cells (count unused). `version`: one of sums_versions(), default the first."},
     {"kernels", py_kernels, METH_NOARGS, "Names of the kernels this processor runs, the one used by default first."},
     {"first_lowest_rows", py_first_lowest_rows, METH_VARARGS,
      "first_lowest_rows(scores, rows, cols, row_stride, bias, out, kernel=None): addresses of a float32 [rows, cols] table with rows "

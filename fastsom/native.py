@@ -10,7 +10,8 @@ try: from fastsom import _native  # the compiled extension, absent where fastsom
 except ImportError: _native = None
 
 # %% auto #0
-__all__ = ['native_kernels', 'row_minimum', 'agrees_with_argmin', 'native_first_lowest']
+__all__ = ['native_kernels', 'row_minimum', 'agrees_with_argmin', 'native_first_lowest', 'sums_versions', 'unit_sums_kernel',
+           'native_unit_sums']
 
 # %% ../nbs/02a_native.ipynb #9a1c0e06
 def native_kernels() -> tuple[str, ...]:
@@ -18,8 +19,8 @@ def native_kernels() -> tuple[str, ...]:
     return _native.kernels() if _native is not None else ()
 
 # %% ../nbs/02a_native.ipynb #9a1c0e09
-def _check(ok:bool, what:str, t:torch.Tensor):
-    if not ok: raise ValueError(f"first_lowest_rows needs {what}, got {t.dtype} {tuple(t.shape)} on {t.device} with strides {t.stride()}")
+def _check(ok:bool, what:str, t:torch.Tensor, name:str='first_lowest_rows'):
+    if not ok: raise ValueError(f"{name} needs {what}, got {t.dtype} {tuple(t.shape)} on {t.device} with strides {t.stride()}")
 
 def row_minimum(kernel:str|None=None, # one of `native_kernels()`; default the first
                ):
@@ -60,3 +61,34 @@ def native_first_lowest():
     if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not native_kernels(): return None
     first_lowest_rows = row_minimum()
     return first_lowest_rows if agrees_with_argmin(first_lowest_rows) else None
+
+# %% ../nbs/02a_native.ipynb #f09b373b
+def sums_versions() -> tuple[str, ...]:
+    "Names of the compiled per-unit sums' versions this processor runs, the default first; `()` where fastsom was built without them."
+    return _native.sums_versions() if _native is not None else ()
+
+def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default the first
+                    ):
+    "A function `f(x, slot, n_slots, masked=False)`: per-slot sums of the float32 CPU rows `x`, row `r` into slot `slot[r]`."
+    if version is not None and version not in sums_versions():
+        raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
+    extra = () if version is None else (version,)
+    def unit_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool=False) -> tuple[torch.Tensor, ...]:
+        "`(counts [n_slots] int64, squared norms [n_slots], sums [n_slots, D])`, or with `masked` `(weighted squared norms, [x0 | m | x0^2 | s x0 | s m] [n_slots, 5 D])`."
+        _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
+               "a 2-D float32 CPU table of at least one column with contiguous rows", x, 'unit_sums')
+        _check(slot.dtype == torch.long and slot.device.type == 'cpu' and slot.shape == (len(x),) and slot.is_contiguous(),
+               f"contiguous int64 CPU slots of shape ({len(x)},)", slot, 'unit_sums')
+        rows, cols = x.shape
+        count = None if masked else torch.zeros(n_slots, dtype=torch.long)
+        sq, sums = x.new_zeros(n_slots), x.new_zeros(n_slots, 5 * cols if masked else cols)
+        _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,
+                          0 if masked else count.data_ptr(), sq.data_ptr(), sums.data_ptr(), *extra)
+        return (sq, sums) if masked else (count, sq, sums)
+    return unit_sums
+
+@functools.cache
+def native_unit_sums():
+    "The compiled per-unit sums (`unit_sums_kernel()`), or None where fastsom was built without them or `FASTSOM_NATIVE=0`."
+    if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not sums_versions(): return None
+    return unit_sums_kernel()
