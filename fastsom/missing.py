@@ -20,7 +20,9 @@ __all__ = ['has_missing', 'split_missing', 'empty_rows_error', 'check_rows_prese
 def has_missing(x:torch.Tensor) -> bool:
     "Whether the tensor `x` has a missing cell (a NaN)."
     if not x.is_floating_point() or not torch.isnan(x.sum()): return False  # one reduction: NaN anywhere makes the sum NaN
-    return bool(torch.isnan(x).any())  # the sum is also NaN for +inf beside -inf
+    if x.dim() == 0: return True
+    step = max(1, 2**16 // max(1, x[:1].numel()))  # the sum is also NaN for +inf beside -inf: look, a block of rows at a time,
+    return any(bool(torch.isnan(x[i:i + step]).any()) for i in range(0, len(x), step))  # up to the first NaN
 
 def split_missing(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "`x` with its missing cells set to 0, and the mask of its present cells (1 present, 0 missing), both of `x`'s dtype."
@@ -112,15 +114,13 @@ def hit_slots(bmu:torch.Tensor, n_units:int):
     if len(bmu) > n_units // 2: return None, bmu
     return torch.unique(bmu, return_inverse=True)
 
-def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool|None, units) -> UnitSums|None:
-    "`unit_sums` by the compiled kernel, or None where a row with a missing cell turns up unannounced."
-    kernel = native_unit_sums()
+def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool, units) -> UnitSums:
+    "`unit_sums` by the compiled kernel."
     if not masked:
-        count, sq, sums = kernel(x, slot.contiguous(), n_slots)
-        if masked is None and torch.isnan(sq.sum()) and has_missing(x): return None  # NaN cells make their units' norms NaN
+        count, sq, sums = native_unit_sums()(x, slot.contiguous(), n_slots)
         count, sq = count.to(x.dtype)[:, None], sq[:, None]
         return UnitSums(len(x), units, count, sums, sq, count, sums, sq)
-    ssq, sums = kernel(x, slot.contiguous(), n_slots, masked=True)
+    ssq, sums = native_unit_sums()(x, slot.contiguous(), n_slots, masked=True)
     x0, m, sq, sx0, sm = sums.split(x.shape[1], 1)
     return UnitSums(len(x), units, m, x0, sq, sm, sx0, ssq[:, None])
 
@@ -132,13 +132,10 @@ def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
     "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
     units, slot = hit_slots(bmu, n_units)
     n_slots = n_units if units is None else len(units)
-    native = (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2
-              and not (x.requires_grad and torch.is_grad_enabled()))  # the compiled kernel has no backward
-    if native:
-        sums = _native_sums(x, slot, n_slots, masked, units)
-        if sums is not None: return sums
-        masked = True
     if masked is None: masked = has_missing(x)
+    if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2
+        and not (x.requires_grad and torch.is_grad_enabled())):  # the compiled kernel has no backward
+        return _native_sums(x, slot, n_slots, masked, units)
     def add(v): return v.new_zeros(n_slots, v.shape[1]).index_add_(0, slot, v)
     if not masked:
         count = torch.bincount(slot, minlength=n_slots).to(x.dtype)[:, None]
