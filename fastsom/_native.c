@@ -204,6 +204,21 @@ int masked_unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, i
     return 0;
 }
 
+static inline __attribute__((always_inline))
+void split_missing_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, float *restrict out, int64_t out_stride) {
+    /* out[r] = [x0 | m]: the row with its missing cells as 0, then 1 where a cell is present and 0 where it is missing */
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = x + r * row_stride;
+        float *restrict o = out + r * out_stride;
+        for (int64_t c = 0; c < cols; c++) {
+            uint32_t keep = present_bits(p[c]);
+            o[c] = masked_float(p[c], keep);
+            o[cols + c] = masked_float(1.f, keep);
+        }
+    }
+}
+
+typedef void (*split_fn)(const float *, int64_t, int64_t, int64_t, float *, int64_t);
 typedef int (*sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t *, float *, float *, float *);
 typedef int (*masked_sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, float *, float *, float *);
 
@@ -213,7 +228,9 @@ typedef int (*masked_sums_fn)(const float *, int64_t, int64_t, int64_t, const in
     { return unit_sums_body(x, rows, cols, row_stride, slot, n_slots, count, sq, sums, lanes); } \
     attr static int masked_unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
                                               int64_t n_slots, float *scaled_sq, float *sums, float *lanes) \
-    { return masked_unit_sums_body(x, rows, cols, row_stride, slot, n_slots, scaled_sq, sums, lanes); }
+    { return masked_unit_sums_body(x, rows, cols, row_stride, slot, n_slots, scaled_sq, sums, lanes); } \
+    attr static void split_missing_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, float *out, int64_t out_stride) \
+    { split_missing_body(x, rows, cols, row_stride, out, out_stride); }
 
 SUMS_VERSIONS(plain, )
 #ifdef HAVE_X86_KERNELS
@@ -228,6 +245,7 @@ static int n_kernels = 0;
 
 static sums_fn sums_versions[3];  /* the versions of the per-unit sums this processor runs, widest first */
 static masked_sums_fn masked_sums_versions[3];
+static split_fn split_versions[3];
 static const char *sums_names[3];
 static int n_sums = 0;
 
@@ -236,10 +254,10 @@ static void find_kernels(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) { kernels[n_kernels] = first_lowest_avx512; kernel_names[n_kernels++] = "avx512"; }
     if (__builtin_cpu_supports("avx2")) { kernels[n_kernels] = first_lowest_avx2; kernel_names[n_kernels++] = "avx2"; }
-    if (__builtin_cpu_supports("avx512f")) { sums_versions[n_sums] = unit_sums_avx512; masked_sums_versions[n_sums] = masked_unit_sums_avx512; sums_names[n_sums++] = "avx512"; }
-    if (__builtin_cpu_supports("avx2")) { sums_versions[n_sums] = unit_sums_avx2; masked_sums_versions[n_sums] = masked_unit_sums_avx2; sums_names[n_sums++] = "avx2"; }
+    if (__builtin_cpu_supports("avx512f")) { sums_versions[n_sums] = unit_sums_avx512; masked_sums_versions[n_sums] = masked_unit_sums_avx512; split_versions[n_sums] = split_missing_avx512; sums_names[n_sums++] = "avx512"; }
+    if (__builtin_cpu_supports("avx2")) { sums_versions[n_sums] = unit_sums_avx2; masked_sums_versions[n_sums] = masked_unit_sums_avx2; split_versions[n_sums] = split_missing_avx2; sums_names[n_sums++] = "avx2"; }
 #endif
-    sums_versions[n_sums] = unit_sums_plain; masked_sums_versions[n_sums] = masked_unit_sums_plain; sums_names[n_sums++] = "plain";
+    sums_versions[n_sums] = unit_sums_plain; masked_sums_versions[n_sums] = masked_unit_sums_plain; split_versions[n_sums] = split_missing_plain; sums_names[n_sums++] = "plain";
 }
 
 static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
@@ -300,6 +318,25 @@ static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_split_missing(PyObject *self, PyObject *args) {
+    unsigned long long x, out;
+    long long rows, cols, row_stride, out_stride;
+    const char *name = NULL;
+    int i = 0;
+    if (!PyArg_ParseTuple(args, "KLLLKL|s", &x, &rows, &cols, &row_stride, &out, &out_stride, &name)) return NULL;
+    while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
+    if (i == n_sums) { PyErr_Format(PyExc_ValueError, "split_missing: no version %s on this processor", name); return NULL; }
+    if (rows < 0 || cols < 1 || (rows > 1 && (row_stride < cols || out_stride < 2 * cols)) || (rows > 0 && (!x || !out))) {
+        PyErr_Format(PyExc_ValueError, "split_missing: needs rows >= 0, cols >= 1, row_stride >= cols, out_stride >= 2 cols and "
+                     "non-null buffers, got rows=%lld cols=%lld row_stride=%lld out_stride=%lld", rows, cols, row_stride, out_stride);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    split_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (float *)(uintptr_t)out, out_stride);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_sums_versions(PyObject *self, PyObject *args) {
     PyObject *names = PyTuple_New(n_sums);
     for (int i = 0; names && i < n_sums; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(sums_names[i]));
@@ -307,6 +344,9 @@ static PyObject *py_sums_versions(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"split_missing", py_split_missing, METH_VARARGS,
+     "split_missing(x, rows, cols, row_stride, out, out_stride, version=None): out[r] = [x0 | m] for each float32 row of x: the row "
+     "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions()."},
     {"sums_versions", py_sums_versions, METH_NOARGS, "Names of the versions of unit_sums this processor runs, the one used by default first."},
     {"unit_sums", py_unit_sums, METH_VARARGS,
      "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None): adds each float32 row of x (rows row_stride "

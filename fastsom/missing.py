@@ -8,7 +8,7 @@ import math
 from typing import NamedTuple
 import torch
 from .som import Som, k_lowest, matmul_rounds, score_product, native_search, in_threads, RERANK_CANDIDATES
-from .native import native_first_lowest, native_unit_sums
+from .native import native_first_lowest, native_split, native_unit_sums
 from .distance import is_euclidean
 
 # %% auto #0
@@ -69,9 +69,11 @@ def masked_search(som:Som, k:int=1):
     product = score_product(torch.cat([-2 * w, w * w], 1))  # `[x0, m] @ [-2w, w*w]^T` on torch's fastest kernel
     n_cand = min(som.n_units, k + RERANK_CANDIDATES - 1) if matmul_rounds(w.device) else k
     pick, no_bias = (native_first_lowest(), w.new_zeros(som.n_units)) if n_cand == 1 and native_search(w.device, w.dtype) else (None, None)
+    split = native_split() if w.device.type == 'cpu' and w.dtype == torch.float32 else None
     def search(xb, out):
-        x0, m = split_missing(xb)
-        scores = product(torch.cat([x0, m], 1))
+        xm = split(xb) if split is not None else torch.cat(split_missing(xb), 1)  # [x0, m]: one compiled pass on the CPU
+        x0, m = xm.chunk(2, 1)
+        scores = product(xm)
         if pick is not None: pick(scores, no_bias, out)  # the compiled row minimum, as in `Som.bmus`
         elif n_cand == k: out.copy_(k_lowest(scores, k))
         else:
@@ -84,7 +86,7 @@ def masked_search(som:Som, k:int=1):
 @torch.no_grad()
 def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     "Best-matching unit of each row of `x` over its present features (`[N]`), or the `k` best (`[N, k]`)."
-    x = x.to(som.weight)
+    x = x.to(som.weight).contiguous()  # rows whose cells are in a row, as the compiled split reads them
     if k > som.n_units: raise ValueError(f"asked for {k} best units of a map with {som.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
     search, step = masked_search(som, k), som.block_rows()

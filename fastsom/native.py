@@ -11,7 +11,7 @@ except ImportError: _native = None
 
 # %% auto #0
 __all__ = ['native_kernels', 'row_minimum', 'agrees_with_argmin', 'native_first_lowest', 'sums_versions', 'unit_sums_kernel',
-           'native_unit_sums']
+           'native_unit_sums', 'split_kernel', 'native_split']
 
 # %% ../nbs/02a_native.ipynb #9a1c0e06
 def native_kernels() -> tuple[str, ...]:
@@ -92,3 +92,23 @@ def native_unit_sums():
     "The compiled per-unit sums (`unit_sums_kernel()`), or None where fastsom was built without them or `FASTSOM_NATIVE=0`."
     if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not sums_versions(): return None
     return unit_sums_kernel()
+
+def split_kernel(version:str|None=None, # one of `sums_versions()`; default the first
+                ):
+    "A function `f(x)`: `[x0, m]`, `[rows, 2 D]`, for float32 CPU rows `x` with missing cells (NaN): the rows with those cells as 0, then their presence."
+    if version is not None and version not in sums_versions():
+        raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
+    extra = () if version is None else (version,)
+    def split_missing_rows(x:torch.Tensor) -> torch.Tensor:
+        _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
+               "a 2-D float32 CPU table of at least one column with contiguous rows", x, 'split_missing')
+        out = torch.empty(len(x), 2 * x.shape[1])
+        _native.split_missing(x.data_ptr(), len(x), x.shape[1], x.stride(0), out.data_ptr(), out.stride(0), *extra)
+        return out
+    return split_missing_rows
+
+@functools.cache
+def native_split():
+    "The compiled `[x0, m]` of rows with missing cells (`split_kernel()`), or None where fastsom was built without it or `FASTSOM_NATIVE=0`."
+    if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not sums_versions(): return None
+    return split_kernel()
