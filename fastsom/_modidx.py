@@ -488,6 +488,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastsom.metrics.unit_purity': ('metrics.html#unit_purity', 'fastsom/metrics.py')},
             'fastsom.missing': { 'fastsom.missing.UnitSums': ('missing.html#unitsums', 'fastsom/missing.py'),
                                  'fastsom.missing._native_sums': ('missing.html#_native_sums', 'fastsom/missing.py'),
+                                 'fastsom.missing._sum_threads': ('missing.html#_sum_threads', 'fastsom/missing.py'),
                                  'fastsom.missing.check_rows_present': ('missing.html#check_rows_present', 'fastsom/missing.py'),
                                  'fastsom.missing.empty_rows_error': ('missing.html#empty_rows_error', 'fastsom/missing.py'),
                                  'fastsom.missing.energy_from_sums': ('missing.html#energy_from_sums', 'fastsom/missing.py'),

@@ -133,12 +133,13 @@ static void first_lowest_avx2(const float *scores, int64_t rows, int64_t cols, i
 
 static inline __attribute__((always_inline))
 int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
-                   int64_t n_slots, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
+                   int64_t n_slots, int64_t lo, int64_t hi, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict p = x + r * row_stride;
         int64_t u = slot[r];
         if (u < 0 || u >= n_slots) return -1;
-        float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + u * LANES, row[LANES] = {0};
+        if (u < lo || u >= hi) continue;  /* another thread's units */
+        float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
         int64_t c = 0;
         for (; c + LANES <= cols; c += LANES)
             for (int l = 0; l < LANES; l++) { float v = p[c + l]; s[c + l] += v; row[l] += v * v; }
@@ -148,8 +149,8 @@ int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t 
         for (int l = 0; l < LANES; l++) lanes[l] += row[l];
         count[u] += 1;
     }
-    for (int64_t u = 0; u < n_slots; u++)
-        for (int l = 0; l < LANES; l++) sq[u] += sq_lanes[u * LANES + l];
+    for (int64_t u = lo; u < hi; u++)
+        for (int l = 0; l < LANES; l++) sq[u] += sq_lanes[(u - lo) * LANES + l];
     return 0;
 }
 
@@ -171,16 +172,17 @@ static inline __attribute__((always_inline)) float masked_float(float v, uint32_
 
 static inline __attribute__((always_inline))
 int masked_unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
-                          int64_t n_slots, float *restrict scaled_sq, float *restrict sums, float *restrict sq_lanes) {
+                          int64_t n_slots, int64_t lo, int64_t hi, float *restrict scaled_sq, float *restrict sums, float *restrict sq_lanes) {
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict p = x + r * row_stride;
         int64_t u = slot[r];
         int32_t present = 0;
         if (u < 0 || u >= n_slots) return -1;
+        if (u < lo || u >= hi) continue;  /* another thread's units */
         for (int64_t c = 0; c < cols; c++) present += p[c] == p[c];
         float scale = (float)cols / (float)present;
         float *restrict a = sums + u * 5 * cols, *restrict m = a + cols, *restrict q = m + cols,
-              *restrict sa = q + cols, *restrict sm = sa + cols, *restrict lanes = sq_lanes + u * LANES, row[LANES] = {0};
+              *restrict sa = q + cols, *restrict sm = sa + cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
         int64_t c = 0;
         for (; c + LANES <= cols; c += LANES)
             for (int l = 0; l < LANES; l++) {
@@ -199,8 +201,8 @@ int masked_unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, i
         row[0] += tail;
         for (int l = 0; l < LANES; l++) lanes[l] += scale * row[l];
     }
-    for (int64_t u = 0; u < n_slots; u++)
-        for (int l = 0; l < LANES; l++) scaled_sq[u] += sq_lanes[u * LANES + l];
+    for (int64_t u = lo; u < hi; u++)
+        for (int l = 0; l < LANES; l++) scaled_sq[u] += sq_lanes[(u - lo) * LANES + l];
     return 0;
 }
 
@@ -219,16 +221,16 @@ void split_missing_body(const float *restrict x, int64_t rows, int64_t cols, int
 }
 
 typedef void (*split_fn)(const float *, int64_t, int64_t, int64_t, float *, int64_t);
-typedef int (*sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t *, float *, float *, float *);
-typedef int (*masked_sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, float *, float *, float *);
+typedef int (*sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t, int64_t, int64_t *, float *, float *, float *);
+typedef int (*masked_sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t, int64_t, float *, float *, float *);
 
 #define SUMS_VERSIONS(suffix, attr) \
     attr static int unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
-                                       int64_t n_slots, int64_t *count, float *sq, float *sums, float *lanes) \
-    { return unit_sums_body(x, rows, cols, row_stride, slot, n_slots, count, sq, sums, lanes); } \
+                                       int64_t n_slots, int64_t lo, int64_t hi, int64_t *count, float *sq, float *sums, float *lanes) \
+    { return unit_sums_body(x, rows, cols, row_stride, slot, n_slots, lo, hi, count, sq, sums, lanes); } \
     attr static int masked_unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
-                                              int64_t n_slots, float *scaled_sq, float *sums, float *lanes) \
-    { return masked_unit_sums_body(x, rows, cols, row_stride, slot, n_slots, scaled_sq, sums, lanes); } \
+                                              int64_t n_slots, int64_t lo, int64_t hi, float *scaled_sq, float *sums, float *lanes) \
+    { return masked_unit_sums_body(x, rows, cols, row_stride, slot, n_slots, lo, hi, scaled_sq, sums, lanes); } \
     attr static void split_missing_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, float *out, int64_t out_stride) \
     { split_missing_body(x, rows, cols, row_stride, out, out_stride); }
 
@@ -293,10 +295,13 @@ static PyObject *py_kernels(PyObject *self, PyObject *args) {
 
 static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
     unsigned long long x, slot, count, sq, sums;
-    long long rows, cols, row_stride, n_slots;
+    long long rows, cols, row_stride, n_slots, part = 0, parts = 1;
     int masked, i = 0;
     const char *name = NULL;
-    if (!PyArg_ParseTuple(args, "KLLLKLpKKK|s", &x, &rows, &cols, &row_stride, &slot, &n_slots, &masked, &count, &sq, &sums, &name)) return NULL;
+    if (!PyArg_ParseTuple(args, "KLLLKLpKKK|zLL", &x, &rows, &cols, &row_stride, &slot, &n_slots, &masked, &count, &sq, &sums, &name,
+                          &part, &parts)) return NULL;
+    if (parts < 1 || part < 0 || part >= parts) { PyErr_Format(PyExc_ValueError, "unit_sums: part %lld of %lld parts", part, parts); return NULL; }
+    int64_t lo = n_slots * part / parts, hi = n_slots * (part + 1) / parts;  /* this call's units: another thread may add the others' */
     while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
     if (i == n_sums) { PyErr_Format(PyExc_ValueError, "unit_sums: no version %s on this processor", name); return NULL; }
     if (rows < 0 || cols < 1 || n_slots < 1 || (rows > 1 && row_stride < cols) || (rows > 0 && (!x || !slot)) || !sq || !sums || (!masked && !count)) {
@@ -304,13 +309,13 @@ static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
                      "got rows=%lld cols=%lld row_stride=%lld n_slots=%lld", rows, cols, row_stride, n_slots);
         return NULL;
     }
-    float *lanes = calloc((size_t)n_slots * LANES, sizeof(float));  /* squared norms per slot, in 16 lanes until the end */
+    float *lanes = calloc((size_t)(hi - lo) * LANES, sizeof(float));  /* squared norms per slot, in 16 lanes until the end */
     if (!lanes) return PyErr_NoMemory();
     int bad;
     Py_BEGIN_ALLOW_THREADS
-    if (masked) bad = masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
+    if (masked) bad = masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots, lo, hi,
                                        (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
-    else bad = sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
+    else bad = sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots, lo, hi,
                          (int64_t *)(uintptr_t)count, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
     Py_END_ALLOW_THREADS
     free(lanes);
@@ -349,10 +354,11 @@ static PyMethodDef methods[] = {
      "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions()."},
     {"sums_versions", py_sums_versions, METH_NOARGS, "Names of the versions of unit_sums this processor runs, the one used by default first."},
     {"unit_sums", py_unit_sums, METH_VARARGS,
-     "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None): adds each float32 row of x (rows row_stride "
+     "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None, part=0, parts=1): adds each float32 row of x (rows row_stride "
      "floats apart) into the int64 slot[r] of: int64 count[n_slots], float32 sq[n_slots] (squared norms) and sums[n_slots, cols]; "
      "with masked (rows with NaN cells): float32 sq[n_slots] (sum of s * ||x0||^2) and sums[n_slots, 5 * cols] = [x0 | m | x0^2 | s x0 | s m], "
-     "s = cols / present cells (count unused). `version`: one of sums_versions(), default the first."},
+     "s = cols / present cells (count unused). `version`: one of sums_versions(), default (None) the first; with `part`, `parts`: only "
+     "the slots [n_slots * part / parts, n_slots * (part + 1) / parts), so that threads can share the work, each adding its own slots."},
     {"kernels", py_kernels, METH_NOARGS, "Names of the kernels this processor runs, the one used by default first."},
     {"first_lowest_rows", py_first_lowest_rows, METH_VARARGS,
      "first_lowest_rows(scores, rows, cols, row_stride, bias, out, kernel=None): addresses of a float32 [rows, cols] table with rows "

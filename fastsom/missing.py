@@ -116,13 +116,17 @@ def hit_slots(bmu:torch.Tensor, n_units:int):
     if len(bmu) > n_units // 2: return None, bmu
     return torch.unique(bmu, return_inverse=True)
 
+def _sum_threads(x:torch.Tensor) -> int:
+    "Threads for the compiled sums: torch's thread count for a batch of at least 2**14 rows (each thread reads them all), else 1."
+    return torch.get_num_threads() if len(x) >= 2**14 else 1
+
 def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool, units) -> UnitSums:
     "`unit_sums` by the compiled kernel."
     if not masked:
-        count, sq, sums = native_unit_sums()(x, slot.contiguous(), n_slots)
+        count, sq, sums = native_unit_sums()(x, slot.contiguous(), n_slots, threads=_sum_threads(x))
         count, sq = count.to(x.dtype)[:, None], sq[:, None]
         return UnitSums(len(x), units, count, sums, sq, count, sums, sq)
-    ssq, sums = native_unit_sums()(x, slot.contiguous(), n_slots, masked=True)
+    ssq, sums = native_unit_sums()(x, slot.contiguous(), n_slots, masked=True, threads=_sum_threads(x))
     x0, m, sq, sx0, sm = sums.split(x.shape[1], 1)
     return UnitSums(len(x), units, m, x0, sq, sm, sx0, ssq[:, None])
 

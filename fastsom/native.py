@@ -5,6 +5,7 @@
 # %% ../nbs/02a_native.ipynb #9a1c0e03
 from __future__ import annotations
 import functools, os
+from concurrent.futures import ThreadPoolExecutor
 import torch
 try: from fastsom import _native  # the compiled extension, absent where fastsom was installed without a C compiler
 except ImportError: _native = None
@@ -69,11 +70,10 @@ def sums_versions() -> tuple[str, ...]:
 
 def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default the first
                     ):
-    "A function `f(x, slot, n_slots, masked=False)`: per-slot sums of the float32 CPU rows `x`, row `r` into slot `slot[r]`."
+    "A function `f(x, slot, n_slots, masked=False, threads=1)`: per-slot sums of the float32 CPU rows `x`, row `r` into slot `slot[r]`."
     if version is not None and version not in sums_versions():
         raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
-    extra = () if version is None else (version,)
-    def unit_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool=False) -> tuple[torch.Tensor, ...]:
+    def unit_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool=False, threads:int=1) -> tuple[torch.Tensor, ...]:
         "`(counts [n_slots] int64, squared norms [n_slots], sums [n_slots, D])`, or with `masked` `(weighted squared norms, [x0 | m | x0^2 | s x0 | s m] [n_slots, 5 D])`."
         _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
                "a 2-D float32 CPU table of at least one column with contiguous rows", x, 'unit_sums')
@@ -82,8 +82,15 @@ def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default 
         rows, cols = x.shape
         count = None if masked else torch.zeros(n_slots, dtype=torch.long)
         sq, sums = x.new_zeros(n_slots), x.new_zeros(n_slots, 5 * cols if masked else cols)
-        _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,
-                          0 if masked else count.data_ptr(), sq.data_ptr(), sums.data_ptr(), *extra)
+        def part(i:int):  # the units [n_slots * i / threads, n_slots * (i + 1) / threads): each unit's rows in row order
+            _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,
+                              0 if masked else count.data_ptr(), sq.data_ptr(), sums.data_ptr(), version, i, threads)
+        if threads <= 1: part(0)
+        else:
+            with ThreadPoolExecutor(threads - 1) as pool:
+                helpers = [pool.submit(part, i) for i in range(1, threads)]
+                part(0)
+                for h in helpers: h.result()
         return (sq, sums) if masked else (count, sq, sums)
     return unit_sums
 
