@@ -180,7 +180,7 @@ int masked_unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, i
         if (u < 0 || u >= n_slots) return -1;
         if (u < lo || u >= hi) continue;  /* another thread's units */
         for (int64_t c = 0; c < cols; c++) present += p[c] == p[c];
-        float scale = (float)cols / (float)present;
+        float scale = (1.f / (float)present) * (float)cols;  /* as torch computes `cols / present`: a reciprocal, then a product */
         float *restrict a = sums + u * 5 * cols, *restrict m = a + cols, *restrict q = m + cols,
               *restrict sa = q + cols, *restrict sm = sa + cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
         int64_t c = 0;
