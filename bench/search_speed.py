@@ -43,8 +43,8 @@ def variants(som, x):
     import fastsom.som as fs
     step = som.block_rows()
     def no_block_threads():
-        search = som.block_search()
-        for i in range(0, len(x), step): search(x[i:i + step])
+        search, out = som.block_search(), torch.empty(len(x), 1, dtype=torch.long)
+        for i in range(0, len(x), step): search(x[i:i + step], out[i:i + step])
     product = fs.score_product(-2 * som.weight.detach())
     def bare_in_threads():
         fs.in_threads(lambda i: product(x[i:i + step]), range(0, len(x), step), torch.get_num_threads())

@@ -602,6 +602,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'fastsom.som.Som.sigma': ('som.html#som.sigma', 'fastsom/som.py'),
                              'fastsom.som.Som.unit_scores': ('som.html#som.unit_scores', 'fastsom/som.py'),
                              'fastsom.som._grid_axes': ('som.html#_grid_axes', 'fastsom/som.py'),
+                             'fastsom.som._into': ('som.html#_into', 'fastsom/som.py'),
                              'fastsom.som.first_lowest': ('som.html#first_lowest', 'fastsom/som.py'),
                              'fastsom.som.grouped_first_lowest': ('som.html#grouped_first_lowest', 'fastsom/som.py'),
                              'fastsom.som.in_threads': ('som.html#in_threads', 'fastsom/som.py'),
