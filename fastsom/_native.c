@@ -134,10 +134,12 @@ static void first_lowest_avx2(const float *scores, int64_t rows, int64_t cols, i
 static inline __attribute__((always_inline))
 int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
                    int64_t n_slots, int64_t lo, int64_t hi, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
+    float probe[LANES] = {0};  /* the squares of the rows so far: NaN once a row has a NaN cell (squares are never -inf) */
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict p = x + r * row_stride;
         int64_t u = slot[r];
         if (u < 0 || u >= n_slots) return -1;
+        if (r % 64 == 63) for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return 1;  /* a missing cell: the caller's masked sums */
         if (u < lo || u >= hi) continue;  /* another thread's units */
         float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
         int64_t c = 0;
@@ -146,9 +148,10 @@ int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t 
         float tail = 0;  /* the last cols % 16 columns */
         for (; c < cols; c++) { float v = p[c]; s[c] += v; tail += v * v; }
         row[0] += tail;
-        for (int l = 0; l < LANES; l++) lanes[l] += row[l];
+        for (int l = 0; l < LANES; l++) { lanes[l] += row[l]; probe[l] += row[l]; }
         count[u] += 1;
     }
+    for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return 1;
     for (int64_t u = lo; u < hi; u++)
         for (int l = 0; l < LANES; l++) sq[u] += sq_lanes[(u - lo) * LANES + l];
     return 0;
@@ -319,8 +322,8 @@ static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
                          (int64_t *)(uintptr_t)count, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
     Py_END_ALLOW_THREADS
     free(lanes);
-    if (bad) { PyErr_Format(PyExc_ValueError, "unit_sums: a unit index outside [0, %lld)", n_slots); return NULL; }
-    Py_RETURN_NONE;
+    if (bad < 0) { PyErr_Format(PyExc_ValueError, "unit_sums: a unit index outside [0, %lld)", n_slots); return NULL; }
+    return PyBool_FromLong(bad);  /* without `masked`: whether a row had a NaN cell (the sums are then unfinished) */
 }
 
 static PyObject *py_split_missing(PyObject *self, PyObject *args) {

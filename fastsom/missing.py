@@ -120,14 +120,17 @@ def _sum_threads(x:torch.Tensor) -> int:
     "Threads for the compiled sums: torch's thread count for a batch of at least 2**14 rows (each thread reads them all), else 1."
     return torch.get_num_threads() if len(x) >= 2**14 else 1
 
-def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool, units) -> UnitSums:
-    "`unit_sums` by the compiled kernel."
+def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool|None, units) -> UnitSums:
+    "`unit_sums` by the compiled kernel, which notices a missing cell on its own (`masked=None`)."
+    sums, slot = native_unit_sums(), slot.contiguous()
     if not masked:
-        count, sq, sums = native_unit_sums()(x, slot.contiguous(), n_slots, threads=_sum_threads(x))
-        count, sq = count.to(x.dtype)[:, None], sq[:, None]
-        return UnitSums(len(x), units, count, sums, sq, count, sums, sq)
-    ssq, sums = native_unit_sums()(x, slot.contiguous(), n_slots, masked=True, threads=_sum_threads(x))
-    x0, m, sq, sx0, sm = sums.split(x.shape[1], 1)
+        found = sums(x, slot, n_slots, threads=_sum_threads(x))
+        if found is not None:
+            count, sq, total = found
+            count, sq = count.to(x.dtype)[:, None], sq[:, None]
+            return UnitSums(len(x), units, count, total, sq, count, total, sq)
+    ssq, total = sums(x, slot, n_slots, masked=True, threads=_sum_threads(x))
+    x0, m, sq, sx0, sm = total.split(x.shape[1], 1)
     return UnitSums(len(x), units, m, x0, sq, sm, sx0, ssq[:, None])
 
 def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
@@ -138,10 +141,10 @@ def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
     "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
     units, slot = hit_slots(bmu, n_units)
     n_slots = n_units if units is None else len(units)
-    if masked is None: masked = has_missing(x)
     if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2
         and not (x.requires_grad and torch.is_grad_enabled())):  # the compiled kernel has no backward
         return _native_sums(x, slot, n_slots, masked, units)
+    if masked is None: masked = has_missing(x)
     def add(v): return v.new_zeros(n_slots, v.shape[1]).index_add_(0, slot, v)
     if not masked:
         count = torch.bincount(slot, minlength=n_slots).to(x.dtype)[:, None]

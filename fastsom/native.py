@@ -74,7 +74,7 @@ def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default 
     if version is not None and version not in sums_versions():
         raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
     def unit_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool=False, threads:int=1) -> tuple[torch.Tensor, ...]:
-        "`(counts [n_slots] int64, squared norms [n_slots], sums [n_slots, D])`, or with `masked` `(weighted squared norms, [x0 | m | x0^2 | s x0 | s m] [n_slots, 5 D])`."
+        "`(counts [n_slots] int64, squared norms [n_slots], sums [n_slots, D])` (None where a row has a NaN cell), or with `masked` `(weighted squared norms, [x0 | m | x0^2 | s x0 | s m] [n_slots, 5 D])`."
         _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
                "a 2-D float32 CPU table of at least one column with contiguous rows", x, 'unit_sums')
         _check(slot.dtype == torch.long and slot.device.type == 'cpu' and slot.shape == (len(x),) and slot.is_contiguous(),
@@ -82,15 +82,16 @@ def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default 
         rows, cols = x.shape
         count = None if masked else torch.zeros(n_slots, dtype=torch.long)
         sq, sums = x.new_zeros(n_slots), x.new_zeros(n_slots, 5 * cols if masked else cols)
-        def part(i:int):  # the units [n_slots * i / threads, n_slots * (i + 1) / threads): each unit's rows in row order
-            _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,
+        def part(i:int) -> bool:  # the units [n_slots * i / threads, n_slots * (i + 1) / threads): each unit's rows in row order
+            return _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,
                               0 if masked else count.data_ptr(), sq.data_ptr(), sums.data_ptr(), version, i, threads)
-        if threads <= 1: part(0)
+        if threads <= 1: nan = part(0)
         else:
             with ThreadPoolExecutor(threads - 1) as pool:
                 helpers = [pool.submit(part, i) for i in range(1, threads)]
-                part(0)
-                for h in helpers: h.result()
+                nan = part(0)
+                nan = any([h.result() for h in helpers]) or nan
+        if nan: return None  # without `masked`, a row with a NaN cell stops the sums: ask for the masked ones
         return (sq, sums) if masked else (count, sq, sums)
     return unit_sums
 

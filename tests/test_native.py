@@ -111,6 +111,10 @@ def test_unit_sums_are_index_add(version, cols):
         ref = by_slot(s * (x0 * x0).sum(1, keepdim=True))[:, 0]
         torch.testing.assert_close(ssq, ref, rtol=1e-5, atol=0, equal_nan=True)
     fct.test_eq(fastsom.native.split_kernel(version)(x), torch.cat([x0, m], 1))
+    for threads in (1, 2):
+        assert f(x, slot, 40, threads=threads) is None  # the complete sums stop at a NaN cell
+        inf = x0.clone(); inf[7, 0], inf[8, 0] = float('inf'), -float('inf')
+        assert f(inf, slot, 40, threads=threads) is not None  # infinities are not missing cells
 
 def test_unit_sums_refuse_a_unit_out_of_range():
     if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
