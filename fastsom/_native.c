@@ -1,4 +1,4 @@
-/* fastsom._native: the lowest score of each row of the CPU search, as a plain CPython extension.
+/* fastsom._native: the lowest score of each row of the CPU search, and the per-unit sums of the update, as a plain CPython extension.
    Built when the package is installed (setup.py); `fastsom.native` explains it and checks it against argmin.
    No torch or numpy headers: the caller passes the addresses of float32 / int64 buffers it owns. */
 #define PY_SSIZE_T_CLEAN
@@ -368,7 +368,7 @@ static PyMethodDef methods[] = {
      "row_stride floats apart, of float32 [cols] biases and of int64 [rows] results; out[r] = argmin_c scores[r, c] + bias[c]. `kernel`: one of kernels(), default the first."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The compiled row minimum of fastsom's CPU search.",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The compiled row minimum of fastsom's CPU search and the per-unit sums of its update.",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) {
