@@ -141,8 +141,8 @@ def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
     "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
     units, slot = hit_slots(bmu, n_units)
     n_slots = n_units if units is None else len(units)
-    if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2
-        and not (x.requires_grad and torch.is_grad_enabled())):  # the compiled kernel has no backward
+    if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2 and x.shape[1] > 0
+        and x.stride(1) == 1 and not (x.requires_grad and torch.is_grad_enabled())):  # rows as the kernel reads them; it has no backward
         return _native_sums(x, slot, n_slots, masked, units)
     if masked is None: masked = has_missing(x)
     def add(v): return v.new_zeros(n_slots, v.shape[1]).index_add_(0, slot, v)
