@@ -167,3 +167,19 @@ def test_unit_sums_native_and_torch_agree(monkeypatch):
         for a, b in zip(native[1:], torch_sums[1:]):
             if a is not None: fct.test_close(a, b, eps=1e-3)
         fct.test_close(energy_from_sums(native, w, k, True), energy_from_sums(torch_sums, w, k, True), eps=1e-3)
+
+def test_training_on_one_or_two_threads_is_the_same():
+    "Blocks in threads and the compiled sums shared among threads: the codebook after fit is the same bits on 1 and 2 threads."
+    x = torch.randn(20_000, 16, generator=torch.Generator().manual_seed(14))
+    holed = x.masked_fill(torch.rand(x.shape, generator=torch.Generator().manual_seed(15)) < 0.2, math.nan)
+    before = torch.get_num_threads()
+    try:
+        for data in (x, holed):
+            weights = []
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                learn = som_learner(som_dataloaders(data, valid_pct=0.01, seed=0, device='cpu'), map_size=(20, 20), metrics=[], seed=0)
+                with learn.no_bar(), learn.no_logging(): learn.fit(2)
+                weights.append(learn.som.weight.detach())
+            fct.test_eq(weights[0], weights[1])
+    finally: torch.set_num_threads(before)
