@@ -529,6 +529,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'fastsom.models.prototype_mosaic': ('models.html#prototype_mosaic', 'fastsom/models.py'),
                                 'fastsom.models.reconstruction_error': ('models.html#reconstruction_error', 'fastsom/models.py')},
             'fastsom.native': { 'fastsom.native._check': ('native.html#_check', 'fastsom/native.py'),
+                                'fastsom.native._check_version': ('native.html#_check_version', 'fastsom/native.py'),
+                                'fastsom.native._switched_on': ('native.html#_switched_on', 'fastsom/native.py'),
                                 'fastsom.native.agrees_with_argmin': ('native.html#agrees_with_argmin', 'fastsom/native.py'),
                                 'fastsom.native.native_first_lowest': ('native.html#native_first_lowest', 'fastsom/native.py'),
                                 'fastsom.native.native_kernels': ('native.html#native_kernels', 'fastsom/native.py'),

@@ -290,11 +290,13 @@ static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_kernels(PyObject *self, PyObject *args) {
-    PyObject *names = PyTuple_New(n_kernels);
-    for (int i = 0; names && i < n_kernels; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(kernel_names[i]));
-    return names;
+static PyObject *names_tuple(const char **names, int n) {
+    PyObject *tuple = PyTuple_New(n);
+    for (int i = 0; tuple && i < n; i++) PyTuple_SET_ITEM(tuple, i, PyUnicode_FromString(names[i]));
+    return tuple;
 }
+
+static PyObject *py_kernels(PyObject *self, PyObject *args) { return names_tuple(kernel_names, n_kernels); }
 
 static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
     unsigned long long x, slot, count, sq, sums;
@@ -345,11 +347,7 @@ static PyObject *py_split_missing(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_sums_versions(PyObject *self, PyObject *args) {
-    PyObject *names = PyTuple_New(n_sums);
-    for (int i = 0; names && i < n_sums; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(sums_names[i]));
-    return names;
-}
+static PyObject *py_sums_versions(PyObject *self, PyObject *args) { return names_tuple(sums_names, n_sums); }
 
 static PyMethodDef methods[] = {
     {"split_missing", py_split_missing, METH_VARARGS,

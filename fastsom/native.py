@@ -68,11 +68,18 @@ def sums_versions() -> tuple[str, ...]:
     "Names of the compiled per-unit sums' versions this processor runs, the default first; `()` where fastsom was built without them."
     return _native.sums_versions() if _native is not None else ()
 
+def _check_version(version:str|None):
+    if version is not None and version not in sums_versions():
+        raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
+
+def _switched_on() -> bool:
+    "Whether the compiled code may run: not where the environment variable `FASTSOM_NATIVE=0` was set."
+    return os.environ.get('FASTSOM_NATIVE', '1') != '0'
+
 def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default the first
                     ):
     "A function `f(x, slot, n_slots, masked=False, threads=1)`: per-slot sums of the float32 CPU rows `x`, row `r` into slot `slot[r]`."
-    if version is not None and version not in sums_versions():
-        raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
+    _check_version(version)
     def unit_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool=False, threads:int=1) -> tuple[torch.Tensor, ...]:
         "`(counts [n_slots] int64, squared norms [n_slots], sums [n_slots, D])` (None where a row has a NaN cell), or with `masked` `(weighted squared norms, [x0 | m | x0^2 | s x0 | s m] [n_slots, 5 D])`."
         _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
@@ -98,14 +105,12 @@ def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default 
 @functools.cache
 def native_unit_sums():
     "The compiled per-unit sums (`unit_sums_kernel()`), or None where fastsom was built without them or `FASTSOM_NATIVE=0`."
-    if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not sums_versions(): return None
-    return unit_sums_kernel()
+    return unit_sums_kernel() if _switched_on() and sums_versions() else None
 
 def split_kernel(version:str|None=None, # one of `sums_versions()`; default the first
                 ):
     "A function `f(x)`: `[x0, m]`, `[rows, 2 D]`, for float32 CPU rows `x` with missing cells (NaN): the rows with those cells as 0, then their presence."
-    if version is not None and version not in sums_versions():
-        raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
+    _check_version(version)
     extra = () if version is None else (version,)
     def split_missing_rows(x:torch.Tensor) -> torch.Tensor:
         _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
@@ -118,5 +123,4 @@ def split_kernel(version:str|None=None, # one of `sums_versions()`; default the 
 @functools.cache
 def native_split():
     "The compiled `[x0, m]` of rows with missing cells (`split_kernel()`), or None where fastsom was built without it or `FASTSOM_NATIVE=0`."
-    if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not sums_versions(): return None
-    return split_kernel()
+    return split_kernel() if _switched_on() and sums_versions() else None
