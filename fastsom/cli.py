@@ -16,8 +16,8 @@ from fastai.callback.core import Callback
 from fastai.learner import Recorder, load_learner
 
 # %% auto #0
-__all__ = ['parse_map', 'positive_int', 'column_list', 'read_csv_progress', 'read_table', 'take_label', 'EpochPrinter', 'train',
-           'load_model', 'bmu_table', 'write_table', 'apply', 'parser', 'main']
+__all__ = ['parse_map', 'positive_int', 'column_list', 'read_csv_progress', 'read_parquet_progress', 'read_table', 'take_label',
+           'EpochPrinter', 'train', 'load_model', 'bmu_table', 'write_table', 'apply', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #4d6ff15f
 def parse_map(text:str) -> tuple[int, int]:
@@ -40,16 +40,29 @@ def column_list(text:str) -> list[str]:
     if not all(names): raise argparse.ArgumentTypeError(f"column names separated by commas, such as label,id; got {text!r}")
     return names
 
-def read_csv_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
-    "A CSV read `chunk_rows` rows at a time; a file of more than one chunk prints a line per chunk to stderr."
-    parts, lines = [], []
-    for df in pd.read_csv(path, chunksize=chunk_rows):
-        parts.append(df)
-        lines.append(f"reading {path.name} ({path.stat().st_size / 1e6:.1f} MB): {sum(map(len, parts)):,} rows")
+def _with_progress(chunks, path:Path) -> list:
+    "The chunks (DataFrames or Arrow batches) of the file `path`; a file of more than one chunk prints a line per chunk to stderr."
+    parts, lines, n = [], [], 0
+    for chunk in chunks:
+        parts.append(chunk)
+        n += len(chunk)
+        lines.append(f"reading {path.name} ({path.stat().st_size / 1e6:.1f} MB): {n:,} rows")
         if len(parts) > 1:  # from the second chunk on: the file is long enough to show its progress
             for line in lines: print(line, file=sys.stderr, flush=True)
             lines = []
+    return parts
+
+def read_csv_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
+    "A CSV read `chunk_rows` rows at a time, showing its progress (see `_with_progress`)."
+    parts = _with_progress(pd.read_csv(path, chunksize=chunk_rows), path)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+def read_parquet_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
+    "A Parquet file read in batches of at most `chunk_rows` rows, showing its progress; the same table as `pd.read_parquet`."
+    import pyarrow as pa, pyarrow.parquet as pq
+    file = pq.ParquetFile(path)
+    batches = _with_progress(file.iter_batches(batch_size=chunk_rows), path)
+    return pa.Table.from_batches(batches, schema=file.schema_arrow).to_pandas()  # the file's pandas metadata: index and dtypes
 
 def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
     "Features of a bundled dataset or a file, less the columns in `drop`, and a short name for the run."
@@ -58,7 +71,7 @@ def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
     elif not path.exists():
         raise FileNotFoundError(f"{source!r} is neither a file nor a bundled dataset ({', '.join(DATASETS)})")
     elif path.suffix == '.csv': df, name = read_csv_progress(path), path.stem
-    elif path.suffix == '.parquet': df, name = pd.read_parquet(path), path.stem
+    elif path.suffix == '.parquet': df, name = read_parquet_progress(path), path.stem
     elif path.suffix == '.npy': df, name = pd.DataFrame(np.load(path)), path.stem
     else: raise ValueError(f"unsupported file type {path.suffix!r}: use .csv, .parquet or .npy")
     missing = [c for c in drop if c not in df.columns]

@@ -144,3 +144,20 @@ def test_long_csv_shows_progress(tmp_path):
     fct.test_eq(json.loads((tmp_path / 'big/metrics.json').read_text())['samples'], 70_000)
     r = fastsom('apply', 'big', 'small.csv', '--out', 'b.csv', cwd=tmp_path)
     assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
+
+def test_long_parquet_shows_progress(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(70_000, 2)).round(3), columns=['a', 'b']).assign(k=rng.choice(['u', 'v'], 70_000))
+    df.loc[::5, 'a'] = np.nan
+    df.to_parquet(tmp_path / 'big.parquet', index=False)
+    df.iloc[:100].to_parquet(tmp_path / 'small.parquet', index=False)
+    r = fastsom('train', 'big.parquet', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith('reading big.parquet')]
+    assert len(lines) == 2 and lines[0].endswith('MB): 65,536 rows') and lines[1].endswith('MB): 70,000 rows'), r.stderr
+    fct.test_eq(json.loads((tmp_path / 'big/metrics.json').read_text())['samples'], 70_000)
+    r = fastsom('apply', 'big', 'big.parquet', '--out', 'b.parquet', cwd=tmp_path)   # apply reads the same way
+    assert r.returncode == 0 and r.stderr.count('reading big.parquet') == 2, r.stderr
+    fct.test_eq(len(pd.read_parquet(tmp_path / 'b.parquet')), 70_000)
+    r = fastsom('apply', 'big', 'small.parquet', '--out', 's.csv', cwd=tmp_path)
+    assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
