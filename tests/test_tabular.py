@@ -129,3 +129,32 @@ def test_cli_trains_on_strings_and_blanks(tmp_path):
     assert r.returncode == 0, r.stderr
     learn = load_learner(tmp_path / 'run/model.pkl')
     assert learn.dls.encoder.cat_names == ['colour', 'grade'] and not learn.impute(df).isna()[['size', 'colour']].any().any()
+
+def _penguins_learner(epochs=5, **kw):
+    palmerpenguins = pytest.importorskip('palmerpenguins')
+    df = palmerpenguins.load_penguins()
+    learn = som_learner(som_dataloaders(df.drop(columns='species'), seed=0, device='cpu', **kw), map_size=(5, 6), seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
+    return learn, df
+
+def test_projection_draws_incomplete_rows_and_unlabelled_samples():
+    "Every penguin on the BMU of its present cells; a label column with blanks (sex) draws its unlabelled rows grey."
+    import matplotlib.pyplot as plt
+    learn, df = _penguins_learner()
+    x = df.drop(columns='species')
+    interp = SomInterpretation.from_learner(learn, x=x, y=df.sex)            # 11 penguins have no sex
+    fig = interp.plot_projection(spread=.3)
+    from matplotlib.collections import PathCollection
+    dots, = [c.get_offsets() for c in fig.axes[0].collections if isinstance(c, PathCollection)]  # the scatter
+    fct.test_eq(len(dots), len(df))
+    near = np.linalg.norm(dots[:, None] - learn.som.grid.coords().numpy()[None], axis=2).argmin(1)
+    fct.test_eq(near, learn.bmus(x).index.numpy())                            # each dot within its masked BMU's cell
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    fct.test_eq(legend, ['female', 'male', 'no label'])
+    plt.close(fig)
+    lm = interp.label_map()                                                   # the label map counts the labelled rows only
+    fct.test_eq(list(lm.classes), ['female', 'male'])
+    known = df.sex.notna().to_numpy()
+    fct.test_eq(lm.label, SomInterpretation.from_learner(learn, x=x[known], y=df.sex[known]).label_map().label)
+    fct.test_fail(lambda: SomInterpretation.from_learner(learn, x=x, y=[None] * len(df)), contains='no label at all')
+    assert interp.majority_label(x.head(3)).tolist() == [['female', 'male'][k] for k in lm.label.reshape(-1)[learn.bmus(x.head(3)).index]]
