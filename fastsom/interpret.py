@@ -80,6 +80,7 @@ class SomInterpretation:
                  x:torch.Tensor, # samples, standardised like the training data
                  y=None, # optional labels of the samples
                 ):
+        if hasattr(learn, 'feature_learner'): learn = learn.feature_learner()  # a map trained with targets: its features' map
         self.learn, self.x, self._bmu, self._bmu_of = learn, torch.as_tensor(x).detach().cpu(), None, None
         self.y = None if y is None else self._check_labels(y)
 

@@ -33,6 +33,7 @@ def _unsupported(col:pd.Series) -> str|None:
 
 def _float_values(col:pd.Series, name) -> np.ndarray:
     "A numeric column as float64, missing cells NaN, or a clear error."
+    if col.isna().all(): return np.full(len(col), np.nan)  # no value at all (`object` when every cell is None): all missing
     if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
         raise TypeError(f"column {name!r} is not numeric ({col.dtype}): name it in cat_names, or convert it to numbers")
     v = col.to_numpy(dtype='float64', na_value=np.nan)
@@ -317,12 +318,14 @@ def _table_file_dataloaders(path, valid_pct, bs, device, folder, **encoder_kwarg
     return TableDataLoaders(*loaders, encoder=enc, device=default_device() if device is None else device)
 
 # %% ../nbs/06a_tabular.ipynb #6ac5160b
-def _fill(col:pd.Series, gaps:np.ndarray, values) -> pd.Series:
-    "`col` with the cells at `gaps` set to `values`, in the column's dtype."
+def _fill(col:pd.Series, gaps:np.ndarray, values, trained_dtype) -> pd.Series:
+    "`col` with the cells at `gaps` set to `values`, in the column's dtype; a column with no value at all gets `trained_dtype`."
     values = np.asarray(values, dtype=object)[gaps]
-    numeric = pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+    dtype = trained_dtype if gaps.all() else col.dtype  # all blank (float64 NaN or object None): nothing of the new dtype to keep
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if numeric: values = values.astype(np.float64)
-    if pd.api.types.is_integer_dtype(col.dtype): values = np.round(values).astype(np.int64)
+    if pd.api.types.is_integer_dtype(dtype): values = np.round(values).astype(np.int64)
+    if gaps.all(): return pd.Series(values, index=col.index, name=col.name).astype(dtype)
     out = col.copy()
     out[gaps] = values
     return out.astype(col.dtype)
@@ -334,12 +337,12 @@ def impute(self:SomLearner,
     "`df` with every missing cell of the trained columns filled from its row's best-matching unit."
     enc = getattr(self.dls, 'encoder', None)
     if enc is None: raise TypeError("impute needs a learner trained on a table: build its loaders with som_dataloaders(DataFrame)")
-    bmu = self.som.bmus(self.dls.encode(df).to(self.som.weight.device)).cpu()
-    filled = enc.decode_df(self.som.weight.detach().cpu()[bmu], index=df.index)
+    bmu = self.bmus(df).index  # searched on the features (a map trained with targets keeps them in its codebook too)
+    filled = enc.decode_df(self.codebook(decoded=False)[bmu], index=df.index)
     out = df.copy()
     for c in enc.columns:
         gaps = df[c].isna().to_numpy()
-        if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object))
+        if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object), enc.dtypes[c])
     return out
 
 # %% ../nbs/06a_tabular.ipynb #55156a93

@@ -158,3 +158,32 @@ def test_projection_draws_incomplete_rows_and_unlabelled_samples():
     fct.test_eq(lm.label, SomInterpretation.from_learner(learn, x=x[known], y=df.sex[known]).label_map().label)
     fct.test_fail(lambda: SomInterpretation.from_learner(learn, x=x, y=[None] * len(df)), contains='no label at all')
     assert interp.majority_label(x.head(3)).tolist() == [['female', 'male'][k] for k in lm.label.reshape(-1)[learn.bmus(x.head(3)).index]]
+
+def test_impute_a_column_with_no_value_in_the_new_rows():
+    "A column blank in every new row (read as float64 NaN, or object None) is filled in the training column's kind."
+    learn, df = _penguins_learner(3)
+    x = df.drop(columns='species').head(6)
+    for blank in (np.nan, None):
+        filled = learn.impute(x.assign(sex=blank, body_mass_g=blank))
+        assert set(filled.sex) <= {'female', 'male'} and filled.sex.dtype == df.sex.dtype
+        assert filled.body_mass_g.dtype == np.float64 and filled.body_mass_g.between(2700, 6300).all()
+        fct.test_eq(learn.bmus(x.assign(sex=blank)).index, learn.bmus(x.assign(sex=np.nan)).index)
+
+def test_supervised_table_imputes_and_interprets():
+    "A map trained with labels beside a mixed table (xyf): impute and the features-only learner read the table."
+    palmerpenguins = pytest.importorskip('palmerpenguins')
+    df = palmerpenguins.load_penguins()
+    learn = som_learner(som_dataloaders(df, y_names='species', seed=0, device='cpu'), map_size=(4, 5), seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(3)
+    x = df.drop(columns='species')
+    filled = learn.impute(x)
+    assert not filled.isna().any().any() and filled.dtypes.equals(x.dtypes)
+    feat = learn.feature_learner()
+    fct.test_eq(feat.bmus(x).index, learn.bmus(x).index)
+    interp = SomInterpretation.from_learner(feat, x=x, y=df.species)
+    fct.test_eq(interp.hits().sum(), len(df))
+    fct.test_eq(list(interp.codebook_df().columns), list(x.columns))
+    for interp in (SomInterpretation.from_learner(learn, x=x, y=df.species), SomInterpretation.from_learner(learn)):  # its features' map
+        fct.test_eq(interp.bmu, feat.bmus(x).index if len(interp) == len(x) else interp.bmu)
+        assert interp.plot_projection() is not None and interp.plot_component_planes() is not None
+        fct.test_eq(interp.umatrix().shape, (4, 5))
