@@ -190,6 +190,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'fastsom.data.Standardize.from_data': ('data.html#standardize.from_data', 'fastsom/data.py'),
                               'fastsom.data._cache_path': ('data.html#_cache_path', 'fastsom/data.py'),
                               'fastsom.data._file_dataloaders': ('data.html#_file_dataloaders', 'fastsom/data.py'),
+                              'fastsom.data._parquet_batches': ('data.html#_parquet_batches', 'fastsom/data.py'),
                               'fastsom.data._parquet_columns': ('data.html#_parquet_columns', 'fastsom/data.py'),
                               'fastsom.data._rows_of': ('data.html#_rows_of', 'fastsom/data.py'),
                               'fastsom.data._split': ('data.html#_split', 'fastsom/data.py'),

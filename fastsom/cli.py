@@ -8,7 +8,7 @@ import argparse, json, os, shutil, sys, time, warnings
 from datetime import datetime
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import DATASETS, load_dataset, som_dataloaders
+from .data import DATASETS, load_dataset, som_dataloaders, _parquet_batches
 from .learner import SomLearner, som_learner
 from .metrics import bmu_distances
 from .interpret import SomInterpretation
@@ -60,9 +60,8 @@ def read_csv_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
 def read_parquet_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
     "A Parquet file read in batches of at most `chunk_rows` rows, showing its progress; the same table as `pd.read_parquet`."
     import pyarrow as pa, pyarrow.parquet as pq
-    file = pq.ParquetFile(path)
-    batches = _with_progress(file.iter_batches(batch_size=chunk_rows), path)
-    return pa.Table.from_batches(batches, schema=file.schema_arrow).to_pandas()  # the file's pandas metadata: index and dtypes
+    batches = _with_progress(_parquet_batches(path, chunk_rows), path)
+    return pa.Table.from_batches(batches, schema=pq.read_schema(path)).to_pandas()  # the file's pandas metadata: index and dtypes
 
 def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
     "Features of a bundled dataset or a file, less the columns in `drop`, and a short name for the run."

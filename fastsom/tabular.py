@@ -11,7 +11,7 @@ from fastcore.basics import store_attr, patch
 from .core import check_positive
 from fastai.tabular.core import cont_cat_split, CategoryMap
 from fastai.torch_core import default_device
-from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_columns
+from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_batches
 from .learner import SomLearner
 from .missing import has_missing
 from .interpret import SomInterpretation, _class_colors, _legend, _map_axes, draw_units
@@ -276,7 +276,7 @@ def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
 def _table_chunks(path:Path, chunk_rows:int):
     "Chunks of rows of a CSV or Parquet file, as DataFrames indexed by their row numbers in the file."
     if path.suffix == '.csv': chunks = pd.read_csv(path, chunksize=chunk_rows)
-    elif path.suffix == '.parquet': chunks = (pd.DataFrame(dict(columns)) for columns in _parquet_columns(path, chunk_rows))
+    elif path.suffix == '.parquet': chunks = (b.to_pandas() for b in _parquet_batches(path, chunk_rows))  # pandas' dtypes: Int64, boolean, category
     else: raise ValueError(f"a table file must be .csv or .parquet, got {path.suffix!r}")
     start = 0
     for df in chunks:
