@@ -211,11 +211,11 @@ class TableDataLoaders(SomDataLoaders):
         self.encoder = encoder
 
     def _table(self, x) -> pd.DataFrame:
-        "`x` as a table with the training columns: a DataFrame, or an array or tensor of the columns in order."
-        if isinstance(x, pd.Series): x = x.to_frame().T
+        "`x` as a table with the training columns: a DataFrame, one row (a Series, as `df.iloc[i]`), or an array or tensor of the columns in order."
+        if isinstance(x, pd.Series): return x.to_frame().T.infer_objects()  # a row of mixed values is `object`: numbers read as numbers
         if isinstance(x, pd.DataFrame): return x
         if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2 and x.shape[1] == len(self.encoder.columns):
-            return pd.DataFrame(np.asarray(x), columns=self.encoder.columns)
+            return pd.DataFrame(np.asarray(x), columns=self.encoder.columns).infer_objects()  # likewise a mixed array
         raise TypeError(f"new data must be a DataFrame with the columns {self.encoder.columns}, got {type(x).__name__}")
 
     def encode(self, x) -> torch.Tensor:
@@ -332,18 +332,19 @@ def _fill(col:pd.Series, gaps:np.ndarray, values, trained_dtype) -> pd.Series:
 
 @patch
 def impute(self:SomLearner,
-           df:pd.DataFrame, # a table with the training columns (more columns are kept as they are)
+           df:pd.DataFrame, # a table with the training columns (more columns are kept as they are); or one row, a Series
           ) -> pd.DataFrame:
     "`df` with every missing cell of the trained columns filled from its row's best-matching unit."
     enc = getattr(self.dls, 'encoder', None)
     if enc is None: raise TypeError("impute needs a learner trained on a table: build its loaders with som_dataloaders(DataFrame)")
+    one_row, df = isinstance(df, pd.Series), self.dls._table(df)
     bmu = self.bmus(df).index  # searched on the features (a map trained with targets keeps them in its codebook too)
     filled = enc.decode_df(self.codebook(decoded=False)[bmu], index=df.index)
     out = df.copy()
     for c in enc.columns:
         gaps = df[c].isna().to_numpy()
         if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object), enc.dtypes[c])
-    return out
+    return out.iloc[0] if one_row else out
 
 # %% ../nbs/06a_tabular.ipynb #55156a93
 @patch

@@ -187,3 +187,17 @@ def test_supervised_table_imputes_and_interprets():
         fct.test_eq(interp.bmu, feat.bmus(x).index if len(interp) == len(x) else interp.bmu)
         assert interp.plot_projection() is not None and interp.plot_component_planes() is not None
         fct.test_eq(interp.umatrix().shape, (4, 5))
+
+def test_one_row_as_a_series_and_rows_as_an_array():
+    "`df.iloc[i]` (a Series of mixed values, dtype object) and `df.to_numpy()` read like the table's rows."
+    learn, df = _penguins_learner(3)
+    x = df.drop(columns='species')
+    idx = learn.bmus(x).index
+    fct.test_eq(learn.predict(x.iloc[0])[1], idx[0])
+    fct.test_eq(learn.bmus(x.iloc[5]).index, idx[5:6])
+    fct.test_eq(learn.bmus(x.to_numpy()).index, idx)
+    fct.test_eq(SomInterpretation.from_learner(learn, x=x.to_numpy()).bmu, idx)
+    row = learn.impute(x.iloc[3])                                    # penguin 3: every measurement blank
+    assert isinstance(row, pd.Series) and row.notna().all() and row['island'] == x.iloc[3]['island']
+    fct.test_eq(row.to_dict(), learn.impute(x.iloc[[3]]).iloc[0].to_dict())
+    fct.test_eq(learn.impute(x.to_numpy()).to_numpy(), learn.impute(x).to_numpy())
