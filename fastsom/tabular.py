@@ -324,7 +324,9 @@ def _fill(col:pd.Series, gaps:np.ndarray, values, trained_dtype) -> pd.Series:
     dtype = trained_dtype if gaps.all() else col.dtype  # all blank (float64 NaN or object None): nothing of the new dtype to keep
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if numeric: values = values.astype(np.float64)
-    if pd.api.types.is_integer_dtype(dtype): values = np.round(values).astype(np.int64)
+    whole = pd.api.types.is_integer_dtype(dtype), pd.api.types.is_integer_dtype(trained_dtype)
+    if numeric and any(whole): values = np.round(values)  # trained on whole numbers: filled with whole numbers
+    if whole[0]: values = values.astype(np.int64)
     if gaps.all(): return pd.Series(values, index=col.index, name=col.name).astype(dtype)
     out = col.copy()
     out[gaps] = values

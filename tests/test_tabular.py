@@ -201,3 +201,10 @@ def test_one_row_as_a_series_and_rows_as_an_array():
     assert isinstance(row, pd.Series) and row.notna().all() and row['island'] == x.iloc[3]['island']
     fct.test_eq(row.to_dict(), learn.impute(x.iloc[[3]]).iloc[0].to_dict())
     fct.test_eq(learn.impute(x.to_numpy()).to_numpy(), learn.impute(x).to_numpy())
+
+def test_impute_keeps_whole_numbers_whole():
+    "An integer column read back with blanks (pandas makes it float64) is filled with whole numbers, as it was trained."
+    learn, df = _penguins_learner(3, cont_names=['year', 'body_mass_g'], cat_names=['island'])
+    new = df.head(8).assign(year=df.year.head(8).astype(float).mask([True, False] * 4))
+    filled = learn.impute(new).year
+    assert filled.dtype == np.float64 and (filled == filled.round()).all() and filled.between(2007, 2009).all()
