@@ -734,6 +734,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastsom.tabular.TableDataLoaders.encode': ('tabular.html#tabledataloaders.encode', 'fastsom/tabular.py'),
                                  'fastsom.tabular.TableDataLoaders.new_empty': ( 'tabular.html#tabledataloaders.new_empty',
                                                                                  'fastsom/tabular.py'),
+                                 'fastsom.tabular.TableDataLoaders.show_batch': ( 'tabular.html#tabledataloaders.show_batch',
+                                                                                  'fastsom/tabular.py'),
                                  'fastsom.tabular.TableDataLoaders.test_dl': ( 'tabular.html#tabledataloaders.test_dl',
                                                                                'fastsom/tabular.py'),
                                  'fastsom.tabular.TableEncoder': ('tabular.html#tableencoder', 'fastsom/tabular.py'),

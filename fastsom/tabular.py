@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 from .core import check_positive
 from fastai.tabular.core import cont_cat_split, CategoryMap
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, display_df
 from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_batches
 from .learner import SomLearner
 from .missing import has_missing
@@ -223,6 +223,12 @@ class TableDataLoaders(SomDataLoaders):
         return self.encoder.transform(self._table(x))
     def decode(self, x:torch.Tensor) -> torch.Tensor: return self.encoder.decode(x)
     def decode_df(self, x:torch.Tensor, index=None) -> pd.DataFrame: return self.encoder.decode_df(x, index)
+
+    def show_batch(self, b=None, max_n:int=9, ds_idx:int=0, show:bool=True) -> pd.DataFrame:
+        "The first `max_n` rows of a batch (default: one of `self[ds_idx]`) as the table had them: its columns, categories, blanks."
+        df = self.decode_df((self[ds_idx].one_batch() if b is None else b)[0][:max_n].cpu())
+        if show: display_df(df)
+        return df
 
     def test_dl(self, x, bs:int|None=None) -> SomDataLoader:
         "A `SomDataLoader` of the rows of the table `x`, in order, for `Learner.get_preds`."

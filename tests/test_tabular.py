@@ -208,3 +208,13 @@ def test_impute_keeps_whole_numbers_whole():
     new = df.head(8).assign(year=df.year.head(8).astype(float).mask([True, False] * 4))
     filled = learn.impute(new).year
     assert filled.dtype == np.float64 and (filled == filled.round()).all() and filled.between(2007, 2009).all()
+
+def test_show_batch_shows_the_table():
+    "`dls.show_batch()` shows rows as the table had them: its columns, categories by name, blanks blank."
+    df, _ = mixed_table(60)
+    dls = som_dataloaders(df, valid_pct=0, device='cpu')
+    shown = dls.show_batch(max_n=60, show=False)
+    fct.test_eq(list(shown.columns), list(df.columns))
+    fct.test_eq(shown['colour'].isna().to_numpy(), df['colour'].isna().to_numpy())
+    assert (shown['colour'].dropna() == df['colour'].dropna()).all()
+    fct.test_close(shown['size'].dropna().to_numpy(), df['size'].dropna().to_numpy(), eps=1e-4)
