@@ -754,10 +754,13 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastsom.tabular._columns_of': ('tabular.html#_columns_of', 'fastsom/tabular.py'),
                                  'fastsom.tabular._fill': ('tabular.html#_fill', 'fastsom/tabular.py'),
                                  'fastsom.tabular._float_values': ('tabular.html#_float_values', 'fastsom/tabular.py'),
+                                 'fastsom.tabular._names': ('tabular.html#_names', 'fastsom/tabular.py'),
+                                 'fastsom.tabular._not_numbers': ('tabular.html#_not_numbers', 'fastsom/tabular.py'),
                                  'fastsom.tabular._table_chunks': ('tabular.html#_table_chunks', 'fastsom/tabular.py'),
                                  'fastsom.tabular._table_file_dataloaders': ('tabular.html#_table_file_dataloaders', 'fastsom/tabular.py'),
                                  'fastsom.tabular._unsupported': ('tabular.html#_unsupported', 'fastsom/tabular.py'),
                                  'fastsom.tabular._vocab': ('tabular.html#_vocab', 'fastsom/tabular.py'),
+                                 'fastsom.tabular._warn_numbers_as_text': ('tabular.html#_warn_numbers_as_text', 'fastsom/tabular.py'),
                                  'fastsom.tabular.is_table': ('tabular.html#is_table', 'fastsom/tabular.py'),
                                  'fastsom.tabular.table_dataloaders': ('tabular.html#table_dataloaders', 'fastsom/tabular.py'),
                                  'fastsom.tabular.table_to_rows': ('tabular.html#table_to_rows', 'fastsom/tabular.py')}}}

@@ -31,10 +31,19 @@ def _unsupported(col:pd.Series) -> str|None:
     if isinstance(t, pd.IntervalDtype): return "holds intervals: convert them to numbers (for example their midpoints) or drop it"
     return None
 
-def _float_values(col:pd.Series, name) -> np.ndarray:
-    "A numeric column as float64, missing cells NaN, or a clear error."
+def _not_numbers(col:pd.Series) -> pd.Series:
+    "The present values of `col` that are not numbers, nor text of a number."
+    values = col.dropna()
+    return values[pd.to_numeric(values.astype(str), errors='coerce').isna()]
+
+def _float_values(col:pd.Series, name, trained:bool=False) -> np.ndarray:
+    "A numeric column as float64, missing cells NaN, or a clear error (`trained`: the column of new rows of a trained map)."
     if col.isna().all(): return np.full(len(col), np.nan)  # no value at all (`object` when every cell is None): all missing
     if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        if trained:
+            example = next(iter(_not_numbers(col)), col.dropna().iloc[0])
+            raise TypeError(f"column {name!r} was continuous in training but is not numeric here ({col.dtype}), with values such as "
+                            f"{example!r}: convert it to numbers, with NaN for a blank")
         raise TypeError(f"column {name!r} is not numeric ({col.dtype}): name it in cat_names, or convert it to numbers")
     v = col.to_numpy(dtype='float64', na_value=np.nan)
     if np.isinf(v).any():
@@ -81,8 +90,25 @@ def _check_table(df):
     if not isinstance(df, pd.DataFrame): raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0: raise ValueError("the table has no rows")
 
+def _names(names) -> list|None:
+    "Column names as a list (one name may be given as a string), or None."
+    return None if names is None else [names] if isinstance(names, str) else list(names)
+
+def _warn_numbers_as_text(col:pd.Series, name, max_card:int):
+    "Warn when a column inferred categorical because it holds text is mostly numbers (such as a CSV's '?' for a blank)."
+    if pd.api.types.is_numeric_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype): return
+    values, others = col.dropna(), _not_numbers(col)
+    if len(values) == 0 or len(others) > 0.2 * len(values) or values.nunique() <= max_card: return
+    shown = ', '.join(map(repr, pd.unique(others)[:5]))
+    warnings.warn(f"column {name!r} holds text, so it is categorical, but {len(values) - len(others)} of its {len(values)} values are numbers"
+                  + (f" (others: {shown})" if len(others) else '') + ": if it is a number, convert it (read a CSV with na_values= for "
+                  "the text that means a blank); name it in cat_names to keep it categorical")
+
 def _columns_of(df:pd.DataFrame, cat_names, cont_names, max_card:int) -> tuple[list, set]:
     "The columns of `df` to train on, in the table's order, and the categorical ones among them."
+    cat_names, cont_names = _names(cat_names), _names(cont_names)
+    both = [c for c in cat_names or [] if c in (cont_names or [])]
+    if both: raise ValueError(f"column {both[0]!r} is named in both cat_names and cont_names: name it in one of them")
     named = list(cat_names or []) + list(cont_names or [])
     unknown = [c for c in named if c not in df.columns]
     if unknown: raise KeyError(f"no column {', '.join(map(repr, unknown))} in the table; its columns are {list(df.columns)}")
@@ -91,6 +117,7 @@ def _columns_of(df:pd.DataFrame, cat_names, cont_names, max_card:int) -> tuple[l
         bad = [(c, why) for c in rest if (why := _unsupported(df[c]))]
         if bad: raise TypeError(f"column {bad[0][0]!r} {bad[0][1]}")
         inferred_cont, inferred_cat = cont_cat_split(df[rest], max_card=max_card)
+        for c in inferred_cat: _warn_numbers_as_text(df[c], c, max_card)
         cont_names, cat_names = list(cont_names or []) + inferred_cont, list(cat_names or []) + inferred_cat
     columns = [c for c in df.columns if c in set(cont_names) | set(cat_names)]
     if not columns: raise ValueError("the table has no column to train on")
@@ -159,7 +186,7 @@ def transform(self:TableEncoder, df:pd.DataFrame, dtype=torch.float32) -> torch.
     for c in self.columns:
         (a, b), scale, col = self.blocks[c], np.sqrt(self.weights[c]), df[c]
         if c not in self.vocabs:
-            out[:, a] = (_float_values(col, c) - self.means[c]) / self.stds[c] * scale
+            out[:, a] = (_float_values(col, c, trained=True) - self.means[c]) / self.stds[c] * scale
             continue
         if (why := _unsupported(col)): raise TypeError(f"column {c!r} {why}")
         codes = col.astype(object).map({v: i for i, v in enumerate(self.vocabs[c])}).to_numpy(dtype='float64', na_value=np.nan)

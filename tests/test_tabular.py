@@ -218,3 +218,20 @@ def test_show_batch_shows_the_table():
     fct.test_eq(shown['colour'].isna().to_numpy(), df['colour'].isna().to_numpy())
     assert (shown['colour'].dropna() == df['colour'].dropna()).all()
     fct.test_close(shown['size'].dropna().to_numpy(), df['size'].dropna().to_numpy(), eps=1e-4)
+
+def test_column_kinds_named_clearly():
+    "A column named as both kinds, a name given as a string, numbers stored as text: each is said, not guessed."
+    df, _ = mixed_table(60)
+    fct.test_fail(lambda: som_dataloaders(df, cat_names=['count'], cont_names=['count', 'size']), contains="'count' is named in both cat_names and cont_names")
+    dls = som_dataloaders(df.dropna(subset=['size', 'colour'], how='all'), cat_names='colour', cont_names='size', device='cpu')
+    fct.test_eq((dls.encoder.columns, dls.encoder.cat_names), (['size', 'colour'], ['colour']))
+    ages = df.assign(age=np.arange(60).astype(str)).astype({'age': object})
+    ages.loc[::10, 'age'] = '?'                                               # a CSV's '?' for a blank: the column reads as text
+    with pytest.warns(UserWarning, match=r"column 'age' holds text, so it is categorical, but 54 of its 60 values are numbers \(others: '\?'\)"):
+        som_dataloaders(ages, valid_pct=0, device='cpu')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        som_dataloaders(ages, cat_names=['age'], valid_pct=0, device='cpu')             # named categorical: no warning
+    learn = trained(df)
+    with pytest.raises(TypeError, match=r"column 'size' was continuous in training but is not numeric here \(\w+\), with values such as '\?'"):
+        learn.bmus(df.head(4).assign(size=['1.5', '?', '2', '3']))
