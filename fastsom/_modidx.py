@@ -754,6 +754,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastsom.tabular._columns_of': ('tabular.html#_columns_of', 'fastsom/tabular.py'),
                                  'fastsom.tabular._fill': ('tabular.html#_fill', 'fastsom/tabular.py'),
                                  'fastsom.tabular._float_values': ('tabular.html#_float_values', 'fastsom/tabular.py'),
+                                 'fastsom.tabular._impute_numbers': ('tabular.html#_impute_numbers', 'fastsom/tabular.py'),
                                  'fastsom.tabular._names': ('tabular.html#_names', 'fastsom/tabular.py'),
                                  'fastsom.tabular._not_numbers': ('tabular.html#_not_numbers', 'fastsom/tabular.py'),
                                  'fastsom.tabular._table_chunks': ('tabular.html#_table_chunks', 'fastsom/tabular.py'),

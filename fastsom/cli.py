@@ -12,6 +12,7 @@ from .data import DATASETS, load_dataset, som_dataloaders, _parquet_batches
 from .learner import SomLearner, som_learner
 from .metrics import bmu_distances
 from .interpret import SomInterpretation
+import fastsom.tabular  # `SomLearner.impute`, also for a map of numbers
 from fastai.callback.core import Callback
 from fastai.learner import Recorder, load_learner
 
@@ -205,8 +206,6 @@ def apply(args) -> pd.DataFrame:
     learn = load_model(args.model)
     df, _ = read_table(args.data)
     df = df.rename_axis(df.index.name or 'row')  # the row number in the file, written beside the results
-    if args.impute and getattr(learn.dls, 'encoder', None) is None:
-        raise ValueError("--impute needs a model trained on a table with blank cells or text columns; this one was trained on numbers only")
     res = learn.impute(df) if args.impute else bmu_table(learn, df)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_table(res, out)

@@ -197,7 +197,7 @@ class SomDataLoaders(DataLoaders):
                                              (('missing', missing), ('unknown', unknown)) if names)
                                  + "; pass the training columns (learn.dls.feature_names), or an array in training order")
             x = x.set_axis(cols, axis=1)[self.feature_names]
-        return as_data(x, n_features=self.n_features, name='new data')
+        return as_data(x, n_features=self.n_features, name='new data', missing_ok=True)  # blank cells: searched over the others
 
     def encode(self, x) -> torch.Tensor:
         "New data `x`, matched to the training columns, checked and standardised like the training data."

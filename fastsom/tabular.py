@@ -365,21 +365,35 @@ def _fill(col:pd.Series, gaps:np.ndarray, values, trained_dtype) -> pd.Series:
     out[gaps] = values
     return out.astype(col.dtype)
 
+def _impute_numbers(learn:SomLearner, x):
+    "New rows of a map trained on numbers (a DataFrame, matched by column name, or an array or tensor) with every NaN cell filled from its row's BMU."
+    unit = learn.codebook()[learn.bmus(x).index].double()  # in the data's units, in training order
+    if isinstance(x, torch.Tensor): return torch.where(torch.isnan(x), unit.to(x), x)
+    if not isinstance(x, pd.DataFrame): return np.where(np.isnan(x), unit.numpy(), x)
+    by_name = {str(c): c for c in x.columns}
+    out = x.copy()
+    for j, name in enumerate(learn.dls.feature_names if learn.dls.named else map(str, x.columns)):  # unnamed: in order
+        col = x[by_name[name]]
+        gaps = col.isna().to_numpy()
+        if gaps.any(): out[by_name[name]] = _fill(col, gaps, unit[:, j].numpy(), col.dtype)
+    return out
+
 @patch
 def impute(self:SomLearner,
            df:pd.DataFrame, # a table with the training columns (more columns are kept as they are); or one row, a Series
           ) -> pd.DataFrame:
     "`df` with every missing cell of the trained columns filled from its row's best-matching unit."
     enc = getattr(self.dls, 'encoder', None)
-    if enc is None: raise TypeError("impute needs a learner trained on a table: build its loaders with som_dataloaders(DataFrame)")
-    one_row, df = isinstance(df, pd.Series), self.dls._table(df)
+    if isinstance(df, pd.Series): return self.impute(df.to_frame().T.infer_objects()).iloc[0]  # one row in, one row out
+    if enc is None: return _impute_numbers(self, df)  # a map of numbers, trained without the table path
+    df = self.dls._table(df)
     bmu = self.bmus(df).index  # searched on the features (a map trained with targets keeps them in its codebook too)
     filled = enc.decode_df(self.codebook(decoded=False)[bmu], index=df.index)
     out = df.copy()
     for c in enc.columns:
         gaps = df[c].isna().to_numpy()
         if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object), enc.dtypes[c])
-    return out.iloc[0] if one_row else out
+    return out
 
 # %% ../nbs/06a_tabular.ipynb #55156a93
 @patch

@@ -161,3 +161,19 @@ def test_long_parquet_shows_progress(tmp_path):
     fct.test_eq(len(pd.read_parquet(tmp_path / 'b.parquet')), 70_000)
     r = fastsom('apply', 'big', 'small.parquet', '--out', 's.csv', cwd=tmp_path)
     assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
+
+def test_apply_a_map_of_complete_numbers_to_rows_with_blanks(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(120, 3)), columns=['a', 'b', 'c'])
+    df.to_csv(tmp_path / 'full.csv', index=False)
+    r = fastsom('train', 'full.csv', '--map', '3x3', '--epochs', '2', '--out', 'run', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    holed = df.head(20).mask(rng.random((20, 3)) < 0.3)
+    holed.loc[0] = [np.nan, 1., np.nan]
+    holed.to_csv(tmp_path / 'holed.csv', index=False)
+    for args, out in [((), 'b.csv'), (('--impute',), 'f.csv')]:
+        r = fastsom('apply', 'run', 'holed.csv', *args, '--out', out, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    res, filled = pd.read_csv(tmp_path / 'b.csv'), pd.read_csv(tmp_path / 'f.csv', index_col='row')
+    assert res.distance.notna().all() and not filled.isna().any().any()
+    fct.test_close(filled.to_numpy()[holed.notna().to_numpy()], holed.to_numpy()[holed.notna().to_numpy()])

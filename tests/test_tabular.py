@@ -1,6 +1,6 @@
 "Real tables: mixed and incomplete DataFrames train, search, impute, export and decode; bad tables get clear errors."
 import warnings
-import numpy as np, pandas as pd, pytest
+import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
 from fastai.learner import load_learner
 from fastsom.all import som_dataloaders, som_learner, load_dataset, SomInterpretation
@@ -235,3 +235,22 @@ def test_column_kinds_named_clearly():
     learn = trained(df)
     with pytest.raises(TypeError, match=r"column 'size' was continuous in training but is not numeric here \(\w+\), with values such as '\?'"):
         learn.bmus(df.head(4).assign(size=['1.5', '?', '2', '3']))
+
+def test_a_map_of_complete_numbers_reads_rows_with_gaps():
+    "Trained on complete numbers (not the table path), a map still finds and fills new rows with blank cells."
+    from fastsom.missing import masked_bmus
+    x = load_dataset('wine')[0]
+    learn = som_learner(som_dataloaders(x, seed=0, device='cpu'), map_size=(4, 5), seed=0)
+    with learn.no_bar(), learn.no_logging(): learn.fit(3)
+    holed = x.mask(np.random.default_rng(0).random(x.shape) < 0.3)
+    idx = learn.bmus(holed).index
+    fct.test_eq(idx, masked_bmus(learn.som, learn.dls.normalizer.encode(torch.tensor(holed.to_numpy(np.float32)))))
+    fct.test_eq(learn.get_preds(dl=learn.dls.test_dl(holed))[0], idx)
+    filled = learn.impute(holed[holed.columns[::-1]])                         # by name, in any order
+    assert not filled.isna().any().any() and list(filled.columns) == list(holed.columns[::-1])
+    fct.test_eq(filled.to_numpy()[holed.notna().to_numpy()[:, ::-1]], holed[holed.columns[::-1]].to_numpy()[holed.notna().to_numpy()[:, ::-1]])
+    fct.test_close(filled.to_numpy()[0], np.where(holed.isna().to_numpy()[0], learn.codebook()[idx[0]].numpy(), holed.to_numpy()[0])[::-1], eps=1e-3)
+    arr = learn.impute(holed.to_numpy())
+    assert isinstance(arr, np.ndarray) and not np.isnan(arr).any()
+    fct.test_fail(lambda: learn.bmus(x.head(3).assign(alcohol=np.inf)), contains='infinite values in 3 rows')
+    fct.test_fail(lambda: learn.bmus(x.head(3) * np.nan), contains='every feature missing')
