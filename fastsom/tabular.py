@@ -362,8 +362,10 @@ def _fill(col:pd.Series, gaps:np.ndarray, values, trained_dtype) -> pd.Series:
     if whole[0]: values = values.astype(np.int64)
     if gaps.all(): return pd.Series(values, index=col.index, name=col.name).astype(dtype)
     out = col.copy()
+    if isinstance(col.dtype, pd.CategoricalDtype):  # a category the new column does not list: added to its list
+        out = out.cat.add_categories([v for v in pd.unique(values) if v not in col.cat.categories])
     out[gaps] = values
-    return out.astype(col.dtype)
+    return out if isinstance(col.dtype, pd.CategoricalDtype) else out.astype(col.dtype)
 
 def _impute_numbers(learn:SomLearner, x):
     "New rows of a map trained on numbers (a DataFrame, matched by column name, or an array or tensor) with every NaN cell filled from its row's BMU."

@@ -254,3 +254,12 @@ def test_a_map_of_complete_numbers_reads_rows_with_gaps():
     assert isinstance(arr, np.ndarray) and not np.isnan(arr).any()
     fct.test_fail(lambda: learn.bmus(x.head(3).assign(alcohol=np.inf)), contains='infinite values in 3 rows')
     fct.test_fail(lambda: learn.bmus(x.head(3) * np.nan), contains='every feature missing')
+
+def test_impute_a_category_the_new_column_does_not_list():
+    "New rows whose categorical column lists fewer categories than training: a filled category is added to its list."
+    df, g = mixed_table()
+    learn = trained(df)
+    new = df.head(20).assign(grade=pd.Categorical(np.where(g[:20], 'b', None), categories=['b']))
+    filled = learn.impute(new).grade
+    assert filled.notna().all() and set(filled) <= {'a', 'b'} and (filled[g[:20] == 1] == 'b').all()
+    fct.test_eq(list(filled.cat.categories[:1]), ['b'])                       # its own categories first, then the added ones
