@@ -1,7 +1,7 @@
 "The `fastsom` command, as a user runs it."
 import contextlib, io, json, os, subprocess, sys
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
 from fastai.learner import load_learner
 from fastsom.cli import main
@@ -142,36 +142,23 @@ def test_apply_errors(tmp_path):
         assert r.returncode == 2 and r.stderr.startswith('fastsom: error: ') and msg in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
     assert not list(tmp_path.glob('o.*'))
 
-def test_long_csv_shows_progress(tmp_path):
+@pytest.mark.parametrize('suffix', ['csv', 'parquet'])
+def test_long_table_shows_progress(tmp_path, suffix):
     rng = np.random.default_rng(0)
     df = pd.DataFrame(rng.normal(size=(70_000, 2)).round(3), columns=['a', 'b']).assign(k=rng.choice(['u', 'v'], 70_000))
     df.loc[::5, 'a'] = np.nan
-    df.to_csv(tmp_path / 'big.csv', index=False)
-    df.iloc[:100].to_csv(tmp_path / 'small.csv', index=False)
-    r = fastsom('train', 'big.csv', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
+    write = lambda d, name: d.to_csv(tmp_path / name, index=False) if suffix == 'csv' else d.to_parquet(tmp_path / name, index=False)
+    write(df, f'big.{suffix}'); write(df.iloc[:100], f'small.{suffix}')
+    r = fastsom('train', f'big.{suffix}', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.startswith('reading big.csv')]
+    lines = [l for l in r.stderr.splitlines() if l.startswith(f'reading big.{suffix}')]
     assert len(lines) == 2 and lines[0].endswith('MB): 65,536 rows') and lines[1].endswith('MB): 70,000 rows'), r.stderr
     assert 'reading' not in r.stdout
     fct.test_eq(json.loads((tmp_path / 'big/metrics.json').read_text())['samples'], 70_000)
-    r = fastsom('apply', 'big', 'small.csv', '--out', 'b.csv', cwd=tmp_path)
-    assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
-
-def test_long_parquet_shows_progress(tmp_path):
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame(rng.normal(size=(70_000, 2)).round(3), columns=['a', 'b']).assign(k=rng.choice(['u', 'v'], 70_000))
-    df.loc[::5, 'a'] = np.nan
-    df.to_parquet(tmp_path / 'big.parquet', index=False)
-    df.iloc[:100].to_parquet(tmp_path / 'small.parquet', index=False)
-    r = fastsom('train', 'big.parquet', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.startswith('reading big.parquet')]
-    assert len(lines) == 2 and lines[0].endswith('MB): 65,536 rows') and lines[1].endswith('MB): 70,000 rows'), r.stderr
-    fct.test_eq(json.loads((tmp_path / 'big/metrics.json').read_text())['samples'], 70_000)
-    r = fastsom('apply', 'big', 'big.parquet', '--out', 'b.parquet', cwd=tmp_path)   # apply reads the same way
-    assert r.returncode == 0 and r.stderr.count('reading big.parquet') == 2, r.stderr
+    r = fastsom('apply', 'big', f'big.{suffix}', '--out', 'b.parquet', cwd=tmp_path)   # apply reads the same way
+    assert r.returncode == 0 and r.stderr.count(f'reading big.{suffix}') == 2, r.stderr
     fct.test_eq(len(pd.read_parquet(tmp_path / 'b.parquet')), 70_000)
-    r = fastsom('apply', 'big', 'small.parquet', '--out', 's.csv', cwd=tmp_path)
+    r = fastsom('apply', 'big', f'small.{suffix}', '--out', 's.csv', cwd=tmp_path)
     assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
 
 def test_apply_a_map_of_complete_numbers_to_rows_with_blanks(tmp_path):
