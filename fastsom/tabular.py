@@ -97,10 +97,13 @@ def _names(names) -> list|None:
 def _warn_numbers_as_text(col:pd.Series, name, max_card:int):
     "Warn when a column inferred categorical because it holds text is mostly numbers (such as a CSV's '?' for a blank)."
     if pd.api.types.is_numeric_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype): return
-    values, others = col.dropna(), _not_numbers(col)
+    values = col.dropna()
+    first = 'first ' if len(values) > 10_000 else ''
+    values = values.iloc[:10_000]  # enough to tell, and quick on a long table
+    others = _not_numbers(values)
     if len(values) == 0 or len(others) > 0.2 * len(values) or values.nunique() <= max_card: return
     shown = ', '.join(map(repr, pd.unique(others)[:5]))
-    warnings.warn(f"column {name!r} holds text, so it is categorical, but {len(values) - len(others)} of its {len(values)} values are numbers"
+    warnings.warn(f"column {name!r} holds text, so it is categorical, but {len(values) - len(others)} of its {first}{len(values)} values are numbers"
                   + (f" (others: {shown})" if len(others) else '') + ": if it is a number, convert it (read a CSV with na_values= for "
                   "the text that means a blank); name it in cat_names to keep it categorical")
 
