@@ -263,3 +263,13 @@ def test_impute_a_category_the_new_column_does_not_list():
     filled = learn.impute(new).grade
     assert filled.notna().all() and set(filled) <= {'a', 'b'} and (filled[g[:20] == 1] == 'b').all()
     fct.test_eq(list(filled.cat.categories[:1]), ['b'])                       # its own categories first, then the added ones
+
+def test_show_results_of_a_table():
+    "`learn.show_results()` on a table: its columns, and each row's distance to its BMU over the cells it has (not NaN)."
+    from fastsom.metrics import bmu_distances
+    learn, df = _penguins_learner(3, valid_pct=0)
+    x = df.drop(columns='species')
+    res = learn.show_results(ds_idx=0, max_n=len(df), shuffle=False, show=False)
+    fct.test_eq(list(res.columns), list(x.columns) + ['bmu_row', 'bmu_col', 'distance'])
+    enc = learn.dls.encode(x)
+    fct.test_close(res.distance.to_numpy(), bmu_distances(enc, learn.codebook(decoded=False), learn.bmus(x).index).numpy(), eps=1e-4)
