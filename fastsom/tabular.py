@@ -40,11 +40,11 @@ def _float_values(col:pd.Series, name, trained:bool=False) -> np.ndarray:
     "A numeric column as float64, missing cells NaN, or a clear error (`trained`: the column of new rows of a trained map)."
     if col.isna().all(): return np.full(len(col), np.nan)  # no value at all (`object` when every cell is None): all missing
     if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-        if trained:
-            example = next(iter(_not_numbers(col)), col.dropna().iloc[0])
-            raise TypeError(f"column {name!r} was continuous in training but is not numeric here ({col.dtype}), with values such as "
-                            f"{example!r}: convert it to numbers, with NaN for a blank")
-        raise TypeError(f"column {name!r} is not numeric ({col.dtype}): name it in cat_names, or convert it to numbers")
+        bad = _not_numbers(col)
+        bad = bad if len(bad) else col.dropna()  # True/False, or numbers stored as text
+        what = f"is not numeric{' here' if trained else ''} ({col.dtype}), with values such as {bad.iloc[0]!r} (row {bad.index[0]!r})"
+        if trained: raise TypeError(f"column {name!r} was continuous in training but {what}: convert it to numbers, with NaN for a blank")
+        raise TypeError(f"column {name!r} {what}: name it in cat_names, or convert it to numbers (NaN for a blank)")
     v = col.to_numpy(dtype='float64', na_value=np.nan)
     if np.isinf(v).any():
         raise ValueError(f"column {name!r} has infinite values (first at row {col.index[np.isinf(v).argmax()]!r}): "

@@ -56,3 +56,13 @@ def test_parquet_table_reads_its_kinds_like_pandas(tmp_path):
     read = som_dataloaders(pd.read_parquet(tmp_path / 't.parquet'), valid_pct=0, device='cpu').encoder
     fct.test_eq((streamed.cont_names, streamed.vocabs, streamed.dtypes), (read.cont_names, read.vocabs, read.dtypes))
     fct.test_eq(streamed.vocabs['i'], [0, 1, 2, 3, 4])   # few whole numbers: categories, as fastai's cont_cat_split makes them
+
+def test_text_in_a_later_chunk_of_a_numeric_column(tmp_path):
+    "A CSV whose numeric column holds text further down (a chunk after the one that set its kind): the error names the value and row."
+    import pandas as pd
+    from fastsom.tabular import table_to_rows
+    df = pd.DataFrame({'a': np.arange(200.), 'k': ['x', 'y'] * 100}).astype({'a': object})
+    df.loc[150, 'a'] = '?'
+    df.to_csv(tmp_path / 't.csv', index=False)
+    fct.test_fail(lambda: table_to_rows(tmp_path / 't.csv', tmp_path, chunk_rows=100),
+                  contains="column 'a' is not numeric (str), with values such as '?' (row 150)")
