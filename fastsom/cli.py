@@ -139,7 +139,10 @@ def train(args) -> dict:
     out = Path(args.out) if args.out else Path('runs') / f"{Path(args.data).stem}-{datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already holds a run; choose another --out or pass --force to replace it")
-    df, name = read_table(args.data, [c for cols in args.drop for c in cols])
+    dropped = [c for cols in args.drop for c in cols]
+    if args.label in dropped:
+        raise ValueError(f"--label column {args.label!r} is also in --drop: the label is kept out of training already; leave it out of --drop")
+    df, name = read_table(args.data, dropped)
     df, y = take_label(df, args.label, args.data)
     dls = som_dataloaders(df, valid_pct=args.valid_pct, bs=args.bs, seed=args.seed)
     learn = som_learner(dls, map_size=args.map, topology=args.topology, toroidal=args.toroidal, seed=args.seed)

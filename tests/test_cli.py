@@ -176,3 +176,8 @@ def test_apply_a_map_of_complete_numbers_to_rows_with_blanks(tmp_path):
     res, filled = pd.read_csv(tmp_path / 'b.csv'), pd.read_csv(tmp_path / 'f.csv', index_col='row')
     assert res.distance.notna().all() and not filled.isna().any().any()
     fct.test_close(filled.to_numpy()[holed.notna().to_numpy()], holed.to_numpy()[holed.notna().to_numpy()])
+
+def test_label_also_dropped(tmp_path):
+    _penguin_like(tmp_path)
+    r = fastsom('train', 'p.csv', '--drop', 'species', '--label', 'species', '--out', 'o', cwd=tmp_path)
+    assert r.returncode == 2 and "--label column 'species' is also in --drop" in r.stderr, r.stderr
