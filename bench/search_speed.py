@@ -2,11 +2,15 @@
 
     python bench/search_speed.py                    # both workloads, 2 threads, best of 15
     python bench/search_speed.py --threads 2 --repeats 30
+    python bench/search_speed.py --workloads blobs100k --threads 1
 
 For each workload (blobs 100,000 x 64 on a 30 x 30 map and 200,000 x 256 on a 50 x 50 map, the data of
 `bench/epoch_speed.py`), one search of every sample (`Som.bmus`), the way fastsom runs it, and the same
 search taken apart: block after block with torch's threads inside each product (no threads of blocks), with
-torch's own pick instead of the compiled kernel, and the search's bare products alone (no pick). The limit is the search's arithmetic, 2 N M D flops, at
+torch's own pick instead of the compiled kernel, and the search's bare products alone (no pick); then the
+search of the same rows with 20% of their cells missing (the masked search: a product of 2 D columns, blocks in
+threads), and the rest of an epoch's arithmetic, `SomLoss` with its backward (the per-unit sums of the batch,
+once, for the reported energy and the step). The limit is the search's arithmetic, 2 N M D flops, at
 the best blocked float32 product rate: `epoch_speed.matmul_limit` first finds the fastest row block and kernel
 (MKL's or oneDNN's) on 16,384 rows, then every round times that product over all N rows, with torch's threads,
 so that the limit and the searches run for as long. Everything runs in turn, round after round, and the
@@ -43,8 +47,8 @@ def variants(som, x):
     import fastsom.som as fs
     step = som.block_rows()
     def no_block_threads():
-        search = som.block_search()
-        for i in range(0, len(x), step): search(x[i:i + step])
+        search, out = som.block_search(), torch.empty(len(x), 1, dtype=torch.long)
+        for i in range(0, len(x), step): search(x[i:i + step], out[i:i + step])
     product = fs.score_product(-2 * som.weight.detach())
     def bare_in_threads():
         fs.in_threads(lambda i: product(x[i:i + step]), range(0, len(x), step), torch.get_num_threads())
@@ -52,8 +56,16 @@ def variants(som, x):
         kernel, fs.native_first_lowest = fs.native_first_lowest, lambda: None
         try: som(x)
         finally: fs.native_first_lowest = kernel
+    holed = x.masked_fill(torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.2, float('nan'))
+    from fastsom.loss import SomLoss
+    loss, bmu = SomLoss(som), som(x)
+    def loss_step():
+        loss(bmu, x).backward()
+        som.weight.grad = None
     return {'fastsom search (Som.bmus)': lambda: som(x), 'no threads of blocks': no_block_threads,
-            "torch's pick, threads of blocks": torch_pick, 'bare product alone, threads of blocks': bare_in_threads}
+            "torch's pick, threads of blocks": torch_pick, 'bare product alone, threads of blocks': bare_in_threads,
+            'search with 20% of the cells missing (masked_bmus)': lambda: som(holed),
+            "the update: SomLoss and its backward (per-unit sums once)": loss_step}
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,7 +91,7 @@ def main():
             for k, f in runs.items():
                 t = time.perf_counter(); f(); best[k] = min(best[k], time.perf_counter() - t)
         limit = best.pop('limit')
-        print(f"| {name} {n}x{d}, {h}x{w_} | limit: the bare product ({how}) | {limit:.4f} | 1.00 |")
+        print(f"| {name} {n}x{d}, {h}x{w_} | limit: the bare product ({how}) | {limit:.4f} | 1.00 |")  # s / search: the update's row is s / step
         for k, t in best.items(): print(f"| {name} {n}x{d}, {h}x{w_} | {k} | {t:.4f} | {t / limit:.2f} |", flush=True)
 
 if __name__ == '__main__':

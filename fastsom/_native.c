@@ -1,9 +1,10 @@
-/* fastsom._native: the lowest score of each row of the CPU search, as a plain CPython extension.
+/* fastsom._native: the lowest score of each row of the CPU search, and the per-unit sums of the update, as a plain CPython extension.
    Built when the package is installed (setup.py); `fastsom.native` explains it and checks it against argmin.
    No torch or numpy headers: the caller passes the addresses of float32 / int64 buffers it owns. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -121,17 +122,147 @@ static void first_lowest_avx2(const float *scores, int64_t rows, int64_t cols, i
 }
 #endif
 
+/* Per-unit sums of a batch, the statistics of the update and of the reported energy: one pass over the rows, in
+   row order (so the sums are those of torch's `index_add_`, and the same for any thread count), each row added
+   into its unit's slot. `unit_sums`: counts, sums of squared norms, sums of rows. `masked_unit_sums`, for rows
+   with missing cells (NaN): per slot, [x0 | m | x0*x0 | s*x0 | s*m] (5 * cols floats: x0 the row with its missing
+   cells 0, m its presence, s = cols / (cells present)) and the sum of s * ||x0||^2. One C body, compiled for
+   AVX-512, AVX2 and the baseline (the compiler vectorises the loops over columns; each column has its own sum,
+   and squared norms are summed in 16 fixed lanes, so every version adds in the same order: the same bits). */
+#define LANES 16
+
+static inline __attribute__((always_inline))
+int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
+                   int64_t n_slots, int64_t lo, int64_t hi, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
+    float probe[LANES] = {0};  /* the squares of the rows so far: NaN once a row has a NaN cell (squares are never -inf) */
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = x + r * row_stride;
+        int64_t u = slot[r];
+        if (u < 0 || u >= n_slots) return -1;
+        if (r % 64 == 63) for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return 1;  /* a missing cell: the caller's masked sums */
+        if (u < lo || u >= hi) continue;  /* another thread's units */
+        float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
+        int64_t c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (int l = 0; l < LANES; l++) { float v = p[c + l]; s[c + l] += v; row[l] += v * v; }
+        float tail = 0;  /* the last cols % 16 columns */
+        for (; c < cols; c++) { float v = p[c]; s[c] += v; tail += v * v; }
+        row[0] += tail;
+        for (int l = 0; l < LANES; l++) { lanes[l] += row[l]; probe[l] += row[l]; }
+        count[u] += 1;
+    }
+    for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return 1;
+    for (int64_t u = lo; u < hi; u++)
+        for (int l = 0; l < LANES; l++) sq[u] += sq_lanes[(u - lo) * LANES + l];
+    return 0;
+}
+
+static inline __attribute__((always_inline)) uint32_t present_bits(float v) {
+    /* all ones where v is a number, 0 where it is NaN, by integer steps: float compares and selects keep gcc from
+       vectorising the loops below anywhere but on AVX-512 */
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (uint32_t)((int32_t)(bits & 0x7fffffffu) > 0x7f800000) - 1u;
+}
+
+static inline __attribute__((always_inline)) float masked_float(float v, uint32_t mask) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= mask;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline))
+int masked_unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
+                          int64_t n_slots, int64_t lo, int64_t hi, float *restrict scaled_sq, float *restrict sums, float *restrict sq_lanes) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = x + r * row_stride;
+        int64_t u = slot[r];
+        int32_t present = 0;
+        if (u < 0 || u >= n_slots) return -1;
+        if (u < lo || u >= hi) continue;  /* another thread's units */
+        for (int64_t c = 0; c < cols; c++) present += p[c] == p[c];
+        float scale = (1.f / (float)present) * (float)cols;  /* as torch computes `cols / present`: a reciprocal, then a product */
+        float *restrict a = sums + u * 5 * cols, *restrict m = a + cols, *restrict q = m + cols,
+              *restrict sa = q + cols, *restrict sm = sa + cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
+        int64_t c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (int l = 0; l < LANES; l++) {
+                uint32_t keep = present_bits(p[c + l]);
+                float v0 = masked_float(p[c + l], keep), has = masked_float(1.f, keep);
+                a[c + l] += v0; m[c + l] += has; q[c + l] += v0 * v0; sa[c + l] += scale * v0; sm[c + l] += scale * has;
+                row[l] += v0 * v0;
+            }
+        float tail = 0;
+        for (; c < cols; c++) {
+            uint32_t keep = present_bits(p[c]);
+            float v0 = masked_float(p[c], keep), has = masked_float(1.f, keep);
+            a[c] += v0; m[c] += has; q[c] += v0 * v0; sa[c] += scale * v0; sm[c] += scale * has;
+            tail += v0 * v0;
+        }
+        row[0] += tail;
+        for (int l = 0; l < LANES; l++) lanes[l] += scale * row[l];
+    }
+    for (int64_t u = lo; u < hi; u++)
+        for (int l = 0; l < LANES; l++) scaled_sq[u] += sq_lanes[(u - lo) * LANES + l];
+    return 0;
+}
+
+static inline __attribute__((always_inline))
+void split_missing_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, float *restrict out, int64_t out_stride) {
+    /* out[r] = [x0 | m]: the row with its missing cells as 0, then 1 where a cell is present and 0 where it is missing */
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = x + r * row_stride;
+        float *restrict o = out + r * out_stride;
+        for (int64_t c = 0; c < cols; c++) {
+            uint32_t keep = present_bits(p[c]);
+            o[c] = masked_float(p[c], keep);
+            o[cols + c] = masked_float(1.f, keep);
+        }
+    }
+}
+
+typedef void (*split_fn)(const float *, int64_t, int64_t, int64_t, float *, int64_t);
+typedef int (*sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t, int64_t, int64_t *, float *, float *, float *);
+typedef int (*masked_sums_fn)(const float *, int64_t, int64_t, int64_t, const int64_t *, int64_t, int64_t, int64_t, float *, float *, float *);
+
+#define SUMS_VERSIONS(suffix, attr) \
+    attr static int unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
+                                       int64_t n_slots, int64_t lo, int64_t hi, int64_t *count, float *sq, float *sums, float *lanes) \
+    { return unit_sums_body(x, rows, cols, row_stride, slot, n_slots, lo, hi, count, sq, sums, lanes); } \
+    attr static int masked_unit_sums_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *slot, \
+                                              int64_t n_slots, int64_t lo, int64_t hi, float *scaled_sq, float *sums, float *lanes) \
+    { return masked_unit_sums_body(x, rows, cols, row_stride, slot, n_slots, lo, hi, scaled_sq, sums, lanes); } \
+    attr static void split_missing_##suffix(const float *x, int64_t rows, int64_t cols, int64_t row_stride, float *out, int64_t out_stride) \
+    { split_missing_body(x, rows, cols, row_stride, out, out_stride); }
+
+SUMS_VERSIONS(plain, )
+#ifdef HAVE_X86_KERNELS
+SUMS_VERSIONS(avx2, __attribute__((target("avx2"))))
+SUMS_VERSIONS(avx512, __attribute__((target("avx512f"))))
+#endif
+
 /* The kernels this processor runs, widest first; none on other processors: fastsom then uses torch's steps. */
 static kernel_fn kernels[2];
 static const char *kernel_names[2];
 static int n_kernels = 0;
+
+static sums_fn sums_versions[3];  /* the versions of the per-unit sums this processor runs, widest first */
+static masked_sums_fn masked_sums_versions[3];
+static split_fn split_versions[3];
+static const char *sums_names[3];
+static int n_sums = 0;
 
 static void find_kernels(void) {
 #ifdef HAVE_X86_KERNELS
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) { kernels[n_kernels] = first_lowest_avx512; kernel_names[n_kernels++] = "avx512"; }
     if (__builtin_cpu_supports("avx2")) { kernels[n_kernels] = first_lowest_avx2; kernel_names[n_kernels++] = "avx2"; }
+    if (__builtin_cpu_supports("avx512f")) { sums_versions[n_sums] = unit_sums_avx512; masked_sums_versions[n_sums] = masked_unit_sums_avx512; split_versions[n_sums] = split_missing_avx512; sums_names[n_sums++] = "avx512"; }
+    if (__builtin_cpu_supports("avx2")) { sums_versions[n_sums] = unit_sums_avx2; masked_sums_versions[n_sums] = masked_unit_sums_avx2; split_versions[n_sums] = split_missing_avx2; sums_names[n_sums++] = "avx2"; }
 #endif
+    sums_versions[n_sums] = unit_sums_plain; masked_sums_versions[n_sums] = masked_unit_sums_plain; split_versions[n_sums] = split_missing_plain; sums_names[n_sums++] = "plain";
 }
 
 static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
@@ -159,20 +290,83 @@ static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_kernels(PyObject *self, PyObject *args) {
-    PyObject *names = PyTuple_New(n_kernels);
-    for (int i = 0; names && i < n_kernels; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(kernel_names[i]));
-    return names;
+static PyObject *names_tuple(const char **names, int n) {
+    PyObject *tuple = PyTuple_New(n);
+    for (int i = 0; tuple && i < n; i++) PyTuple_SET_ITEM(tuple, i, PyUnicode_FromString(names[i]));
+    return tuple;
 }
 
+static PyObject *py_kernels(PyObject *self, PyObject *args) { return names_tuple(kernel_names, n_kernels); }
+
+static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
+    unsigned long long x, slot, count, sq, sums;
+    long long rows, cols, row_stride, n_slots, part = 0, parts = 1;
+    int masked, i = 0;
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "KLLLKLpKKK|zLL", &x, &rows, &cols, &row_stride, &slot, &n_slots, &masked, &count, &sq, &sums, &name,
+                          &part, &parts)) return NULL;
+    if (parts < 1 || part < 0 || part >= parts) { PyErr_Format(PyExc_ValueError, "unit_sums: part %lld of %lld parts", part, parts); return NULL; }
+    int64_t lo = n_slots * part / parts, hi = n_slots * (part + 1) / parts;  /* this call's units: another thread may add the others' */
+    while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
+    if (i == n_sums) { PyErr_Format(PyExc_ValueError, "unit_sums: no version %s on this processor", name); return NULL; }
+    if (rows < 0 || cols < 1 || n_slots < 1 || (rows > 1 && row_stride < cols) || (rows > 0 && (!x || !slot)) || !sq || !sums || (!masked && !count)) {
+        PyErr_Format(PyExc_ValueError, "unit_sums: needs rows >= 0, cols >= 1, n_slots >= 1, row_stride >= cols and non-null buffers, "
+                     "got rows=%lld cols=%lld row_stride=%lld n_slots=%lld", rows, cols, row_stride, n_slots);
+        return NULL;
+    }
+    float *lanes = calloc((size_t)(hi - lo) * LANES, sizeof(float));  /* squared norms per slot, in 16 lanes until the end */
+    if (!lanes) return PyErr_NoMemory();
+    int bad;
+    Py_BEGIN_ALLOW_THREADS
+    if (masked) bad = masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots, lo, hi,
+                                       (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
+    else bad = sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots, lo, hi,
+                         (int64_t *)(uintptr_t)count, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
+    Py_END_ALLOW_THREADS
+    free(lanes);
+    if (bad < 0) { PyErr_Format(PyExc_ValueError, "unit_sums: a unit index outside [0, %lld)", n_slots); return NULL; }
+    return PyBool_FromLong(bad);  /* without `masked`: whether a row had a NaN cell (the sums are then unfinished) */
+}
+
+static PyObject *py_split_missing(PyObject *self, PyObject *args) {
+    unsigned long long x, out;
+    long long rows, cols, row_stride, out_stride;
+    const char *name = NULL;
+    int i = 0;
+    if (!PyArg_ParseTuple(args, "KLLLKL|s", &x, &rows, &cols, &row_stride, &out, &out_stride, &name)) return NULL;
+    while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
+    if (i == n_sums) { PyErr_Format(PyExc_ValueError, "split_missing: no version %s on this processor", name); return NULL; }
+    if (rows < 0 || cols < 1 || (rows > 1 && (row_stride < cols || out_stride < 2 * cols)) || (rows > 0 && (!x || !out))) {
+        PyErr_Format(PyExc_ValueError, "split_missing: needs rows >= 0, cols >= 1, row_stride >= cols, out_stride >= 2 cols and "
+                     "non-null buffers, got rows=%lld cols=%lld row_stride=%lld out_stride=%lld", rows, cols, row_stride, out_stride);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    split_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (float *)(uintptr_t)out, out_stride);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sums_versions(PyObject *self, PyObject *args) { return names_tuple(sums_names, n_sums); }
+
 static PyMethodDef methods[] = {
+    {"split_missing", py_split_missing, METH_VARARGS,
+     "split_missing(x, rows, cols, row_stride, out, out_stride, version=None): out[r] = [x0 | m] for each float32 row of x: the row "
+     "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions()."},
+    {"sums_versions", py_sums_versions, METH_NOARGS, "Names of the versions of unit_sums this processor runs, the one used by default first."},
+    {"unit_sums", py_unit_sums, METH_VARARGS,
+     "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None, part=0, parts=1): adds each float32 row of x (rows row_stride "
+     "floats apart) into the int64 slot[r] of: int64 count[n_slots], float32 sq[n_slots] (squared norms) and sums[n_slots, cols]; "
+     "with masked (rows with NaN cells): float32 sq[n_slots] (sum of s * ||x0||^2) and sums[n_slots, 5 * cols] = [x0 | m | x0^2 | s x0 | s m], "
+     "s = cols / present cells (count unused). `version`: one of sums_versions(), default (None) the first; with `part`, `parts`: only "
+     "the slots [n_slots * part / parts, n_slots * (part + 1) / parts), so that threads can share the work, each adding its own slots."},
     {"kernels", py_kernels, METH_NOARGS, "Names of the kernels this processor runs, the one used by default first."},
     {"first_lowest_rows", py_first_lowest_rows, METH_VARARGS,
      "first_lowest_rows(scores, rows, cols, row_stride, bias, out, kernel=None): addresses of a float32 [rows, cols] table with rows "
      "row_stride floats apart, of float32 [cols] biases and of int64 [rows] results; out[r] = argmin_c scores[r, c] + bias[c]. `kernel`: one of kernels(), default the first."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The compiled row minimum of fastsom's CPU search.",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The compiled row minimum of fastsom's CPU search and the per-unit sums of its update.",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) {

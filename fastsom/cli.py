@@ -8,16 +8,17 @@ import argparse, json, os, shutil, sys, time, warnings
 from datetime import datetime
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import DATASETS, load_dataset, som_dataloaders
+from .data import DATASETS, load_dataset, som_dataloaders, _parquet_batches
 from .learner import SomLearner, som_learner
 from .metrics import bmu_distances
 from .interpret import SomInterpretation
+import fastsom.tabular  # `SomLearner.impute`, also for a map of numbers
 from fastai.callback.core import Callback
 from fastai.learner import Recorder, load_learner
 
 # %% auto #0
-__all__ = ['parse_map', 'positive_int', 'column_list', 'read_csv_progress', 'read_table', 'take_label', 'EpochPrinter', 'train',
-           'load_model', 'bmu_table', 'write_table', 'apply', 'parser', 'main']
+__all__ = ['parse_map', 'positive_int', 'column_list', 'read_csv_progress', 'read_parquet_progress', 'read_table', 'take_label',
+           'EpochPrinter', 'train', 'load_model', 'bmu_table', 'write_table', 'apply', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #4d6ff15f
 def parse_map(text:str) -> tuple[int, int]:
@@ -40,16 +41,28 @@ def column_list(text:str) -> list[str]:
     if not all(names): raise argparse.ArgumentTypeError(f"column names separated by commas, such as label,id; got {text!r}")
     return names
 
-def read_csv_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
-    "A CSV read `chunk_rows` rows at a time; a file of more than one chunk prints a line per chunk to stderr."
-    parts, lines = [], []
-    for df in pd.read_csv(path, chunksize=chunk_rows):
-        parts.append(df)
-        lines.append(f"reading {path.name} ({path.stat().st_size / 1e6:.1f} MB): {sum(map(len, parts)):,} rows")
+def _with_progress(chunks, path:Path) -> list:
+    "The chunks (DataFrames or Arrow batches) of the file `path`; a file of more than one chunk prints a line per chunk to stderr."
+    parts, lines, n = [], [], 0
+    for chunk in chunks:
+        parts.append(chunk)
+        n += len(chunk)
+        lines.append(f"reading {path.name} ({path.stat().st_size / 1e6:.1f} MB): {n:,} rows")
         if len(parts) > 1:  # from the second chunk on: the file is long enough to show its progress
             for line in lines: print(line, file=sys.stderr, flush=True)
             lines = []
+    return parts
+
+def read_csv_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
+    "A CSV read `chunk_rows` rows at a time, showing its progress (see `_with_progress`)."
+    parts = _with_progress(pd.read_csv(path, chunksize=chunk_rows), path)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+def read_parquet_progress(path:Path, chunk_rows:int=65536) -> pd.DataFrame:
+    "A Parquet file read in batches of at most `chunk_rows` rows, showing its progress; the same table as `pd.read_parquet`."
+    import pyarrow as pa, pyarrow.parquet as pq
+    batches = _with_progress(_parquet_batches(path, chunk_rows), path)
+    return pa.Table.from_batches(batches, schema=pq.read_schema(path)).to_pandas()  # the file's pandas metadata: index and dtypes
 
 def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
     "Features of a bundled dataset or a file, less the columns in `drop`, and a short name for the run."
@@ -58,7 +71,7 @@ def read_table(source:str, drop:list[str]=()) -> tuple[pd.DataFrame, str]:
     elif not path.exists():
         raise FileNotFoundError(f"{source!r} is neither a file nor a bundled dataset ({', '.join(DATASETS)})")
     elif path.suffix == '.csv': df, name = read_csv_progress(path), path.stem
-    elif path.suffix == '.parquet': df, name = pd.read_parquet(path), path.stem
+    elif path.suffix == '.parquet': df, name = read_parquet_progress(path), path.stem
     elif path.suffix == '.npy': df, name = pd.DataFrame(np.load(path)), path.stem
     else: raise ValueError(f"unsupported file type {path.suffix!r}: use .csv, .parquet or .npy")
     missing = [c for c in drop if c not in df.columns]
@@ -126,7 +139,10 @@ def train(args) -> dict:
     out = Path(args.out) if args.out else Path('runs') / f"{Path(args.data).stem}-{datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already holds a run; choose another --out or pass --force to replace it")
-    df, name = read_table(args.data, [c for cols in args.drop for c in cols])
+    dropped = [c for cols in args.drop for c in cols]
+    if args.label in dropped:
+        raise ValueError(f"--label column {args.label!r} is also in --drop: the label is kept out of training already; leave it out of --drop")
+    df, name = read_table(args.data, dropped)
     df, y = take_label(df, args.label, args.data)
     dls = som_dataloaders(df, valid_pct=args.valid_pct, bs=args.bs, seed=args.seed)
     learn = som_learner(dls, map_size=args.map, topology=args.topology, toroidal=args.toroidal, seed=args.seed)
@@ -193,8 +209,6 @@ def apply(args) -> pd.DataFrame:
     learn = load_model(args.model)
     df, _ = read_table(args.data)
     df = df.rename_axis(df.index.name or 'row')  # the row number in the file, written beside the results
-    if args.impute and getattr(learn.dls, 'encoder', None) is None:
-        raise ValueError("--impute needs a model trained on a table with blank cells or text columns; this one was trained on numbers only")
     res = learn.impute(df) if args.impute else bmu_table(learn, df)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_table(res, out)

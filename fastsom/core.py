@@ -130,6 +130,7 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
             n_features:int|None=None, # expected number of features, if known
             dtype=torch.float32, # floating dtype of the result
             name:str='data', # what to call `x` in error messages
+            missing_ok:bool=False, # allow NaN cells (missing values, as new rows may have); infinities are still an error
            ) -> torch.Tensor:
     "`x` as a finite 2-D float tensor `(samples, features)`, or a clear error."
     if isinstance(x, pd.Series): x = x.to_frame()
@@ -147,7 +148,7 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
     if n_features is not None and t.shape[1] != n_features:
         raise ValueError(f"{name} has {t.shape[1]} features, expected {n_features}")
     t = t.to(dtype)
-    check_finite(t, name)
+    check_finite(torch.where(torch.isnan(t), 0., t) if missing_ok and torch.isnan(t.sum()) else t, name)
     return t
 
 # %% ../nbs/00_core.ipynb #8372e4f1

@@ -120,14 +120,19 @@ def parquet_to_rows(path, folder=None, chunk_rows:int=65536) -> tuple[Path, list
     "Convert a numeric Parquet file to a float32 `.npy` in `folder` (default: the temp dir), batch by batch."
     return _write_rows(_parquet_columns(path, chunk_rows), _cache_path(Path(path), folder))
 
-def _parquet_columns(path, chunk_rows:int):
-    "Batches of at most `chunk_rows` rows of a Parquet file, as `(name, column)` arrays, one row group at a time."
+def _parquet_batches(path, chunk_rows:int):
+    "Arrow record batches of at most `chunk_rows` rows of a Parquet file, one row group at a time."
     import pyarrow as pa, pyarrow.parquet as pq
     file = pq.ParquetFile(path, pre_buffer=False)
     for group in range(file.num_row_groups):  # a reader per row group, and Arrow's unused memory handed back
         for batch in file.iter_batches(batch_size=chunk_rows, row_groups=[group], use_threads=False):
-            yield [(f.name, c.to_numpy(zero_copy_only=False)) for f, c in zip(batch.schema, batch.columns)]
+            yield batch
             pa.default_memory_pool().release_unused()
+
+def _parquet_columns(path, chunk_rows:int):
+    "Batches of at most `chunk_rows` rows of a Parquet file, as `(name, column)` arrays."
+    for batch in _parquet_batches(path, chunk_rows):
+        yield [(f.name, c.to_numpy(zero_copy_only=False)) for f, c in zip(batch.schema, batch.columns)]
 
 # %% ../nbs/06_data.ipynb #75b4b599
 class SomDataLoader(DataLoader):
@@ -211,7 +216,7 @@ class SomDataLoaders(DataLoaders):
                                              (('missing', missing), ('unknown', unknown)) if names)
                                  + "; pass the training columns (learn.dls.feature_names), or an array in training order")
             x = x.set_axis(cols, axis=1)[self.feature_names]
-        return as_data(x, n_features=self.n_features, name='new data')
+        return as_data(x, n_features=self.n_features, name='new data', missing_ok=True)  # blank cells: searched over the others
 
     def encode(self, x) -> torch.Tensor:
         "New data `x`, matched to the training columns, checked and standardised like the training data."

@@ -80,6 +80,7 @@ class SomInterpretation:
                  x:torch.Tensor, # samples, standardised like the training data
                  y=None, # optional labels of the samples
                 ):
+        if hasattr(learn, 'feature_learner'): learn = learn.feature_learner()  # a map trained with targets: its features' map
         self.learn, self.x, self._bmu, self._bmu_of = learn, torch.as_tensor(x).detach().cpu(), None, None
         self.y = None if y is None else self._check_labels(y)
 
@@ -215,7 +216,7 @@ def _check_labels(self:SomInterpretation, y) -> np.ndarray:
     if len(y) != len(self):
         raise ValueError(f"labels have {len(y)} entries but there are {len(self)} samples; pass the samples the labels "
                          "belong to, SomInterpretation.from_learner(learn, x=X, y=y)")
-    if pd.isna(y).any(): raise ValueError(f"labels have {int(pd.isna(y).sum())} missing values")
+    if pd.isna(y).all(): raise ValueError("the labels are all missing: there is no label at all to draw")  # some missing: unlabelled samples
     return y
 
 @patch
@@ -226,8 +227,10 @@ def _labels(self:SomInterpretation, y=None) -> np.ndarray:
 
 @patch
 def label_map(self:SomInterpretation, y=None) -> LabelMap:
-    "Majority label of each unit (index into `classes`, -1 for empty units) and its purity, `[height, width]` each."
-    counts, classes = unit_label_counts(self.bmu, self._labels(y), self.grid.n_units)
+    "Majority label of each unit over its labelled samples (index into `classes`, -1 for units without one) and its purity, `[height, width]` each."
+    y = self._labels(y)
+    known = ~pd.isna(y)  # a missing label is an unlabelled sample, not counted
+    counts, classes = unit_label_counts(self.bmu.numpy()[known], y[known], self.grid.n_units)
     n = counts.sum(1)
     label = np.where(n > 0, counts.argmax(1), -1)
     purity = np.where(n > 0, counts.max(1) / np.maximum(n, 1), np.nan)
@@ -397,10 +400,13 @@ def plot_projection(self:SomInterpretation,
     s = s or float(np.clip(3000 / len(self), 1, 20))
     if y is None: ax.scatter(*xy.numpy().T, s=s, color='0.2', linewidths=0)
     else:
-        classes, code = np.unique(y, return_inverse=True)
+        known = ~pd.isna(y)  # unlabelled samples (missing labels) are drawn grey
+        classes, code = np.unique(y[known], return_inverse=True)
         base = _class_colors(len(classes))
-        ax.scatter(*xy.numpy().T, s=s, c=base[code.reshape(-1)], linewidths=0)
-        _legend(ax, classes, base)
+        colors = np.full((len(self), 3), .6)
+        colors[known] = base[code.reshape(-1)]
+        ax.scatter(*xy.numpy().T, s=s, c=colors, linewidths=0)  # one scatter: the dots in the samples' order
+        _legend(ax, [*classes, 'no label'] if not known.all() else classes, np.concatenate([base, colors[~known][:1]]))
     ax.set_title(title or f'Samples on their best-matching units ({len(self)})')
     return ax.figure
 

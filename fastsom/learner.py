@@ -20,7 +20,7 @@ from fastprogress.fastprogress import format_time
 from .som import Som
 from .loss import SomLoss
 from .missing import unit_presence
-from .metrics import som_metrics
+from .metrics import som_metrics, bmu_distances
 from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler, FromCurrent
 
@@ -175,9 +175,10 @@ class SomLearner(Learner):
         x = dl.one_batch()[0][:max_n]
         w = self.som.weight.detach()
         bmu = self.som.bmus(x)
-        df = pd.DataFrame(self.dls.decode(x).cpu().numpy(), columns=self.dls.feature_names)
+        if hasattr(self.dls, 'decode_df'): df = self.dls.decode_df(x.cpu())  # a table: its columns, categories by name
+        else: df = pd.DataFrame(self.dls.decode(x).cpu().numpy(), columns=self.dls.feature_names)
         pos = self.som.grid.positions()[bmu.cpu()]
-        df = df.assign(bmu_row=pos[:, 0].numpy(), bmu_col=pos[:, 1].numpy(), distance=(x - w[bmu]).norm(dim=1).cpu().numpy())
+        df = df.assign(bmu_row=pos[:, 0].numpy(), bmu_col=pos[:, 1].numpy(), distance=bmu_distances(x, w, bmu).cpu().numpy())  # over present cells
         if show: display_df(df)
         return df
 

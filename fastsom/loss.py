@@ -8,10 +8,10 @@ import torch
 from fastcore.basics import store_attr
 from .core import check_choice
 from .som import Som
-from .missing import has_missing, masked_energy, split_missing
+from .missing import UnitSums, has_missing, split_missing, hit_slots, unit_sums, energy_from_sums
 
 # %% auto #0
-__all__ = ['UPDATES', 'som_energy', 'sample_energy', 'mean_energy', 'SomLoss']
+__all__ = ['UPDATES', 'som_energy', 'sample_energy', 'mean_from_sums', 'mean_energy', 'SomLoss']
 
 # %% ../nbs/04_loss.ipynb #da7c45e2
 def som_energy(x:torch.Tensor, # samples, [N, D]
@@ -21,30 +21,10 @@ def som_energy(x:torch.Tensor, # samples, [N, D]
                per_unit:bool=False, # weight each unit by 1 / its mass (batch map) instead of 1 / N (Kohonen rule)
                mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * mean mass)
               ) -> torch.Tensor:
-    "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums."
-    if has_missing(x): return masked_energy(x, weight, bmu, kernel, per_unit, mass_floor)  # per unit and feature: `fastsom.missing`
-    counts = torch.bincount(bmu, minlength=weight.shape[0])
-    if len(x) <= len(counts) // 2:  # a small batch: sums over its hit units alone, O(N M D) instead of O(M^2 D)
-        hit = counts.nonzero()[:, 0]
-        slot = torch.zeros_like(counts).index_copy_(0, hit, torch.arange(len(hit), device=hit.device))
-        bmu, counts, kernel = slot[bmu], counts[hit], kernel[hit]
-    sums = x.new_zeros(len(counts), x.shape[1]).index_add(0, bmu, x)
-    sq_sums = x.new_zeros(len(counts)).index_add(0, bmu, torch.linalg.vector_norm(x, dim=1).square())
-    kt = kernel.t().to(x.dtype)
-    ks, mass = kt @ sums, (kt @ counts.to(x.dtype)).detach()
-    unit_sq = kt @ sq_sums - 2 * (ks * weight).sum(1) + mass * (weight * weight).sum(1)
-    if per_unit:
-        ref = torch.maximum(mass, mass_floor * mass.clamp(min=0).mean()).clamp(min=torch.finfo(mass.dtype).tiny)
-        scale = torch.where(mass > 0, 1 / ref, 0.)
-    else: scale = 1. / len(x)
-    return 0.5 * (scale * unit_sq).sum()
+    "SOM energy of `x` with its BMUs held fixed, computed from per-unit sums (per feature where `x` has missing cells)."
+    return energy_from_sums(unit_sums(x, bmu, len(weight)), weight, kernel, per_unit, mass_floor)
 
 # %% ../nbs/04_loss.ipynb #a1355aec
-def _bmu_rows(bmu:torch.Tensor, n_units:int):
-    "Units whose kernel rows are needed (None: all, for a batch of more than half as many samples as units), and each sample's row."
-    if len(bmu) > n_units // 2: return None, bmu
-    return torch.unique(bmu, return_inverse=True)
-
 def _normalised_rows(kernel:torch.Tensor, units:torch.Tensor|None, dtype) -> torch.Tensor:
     "The kernel rows of `units` (all rows for None), each normalised to sum 1."
     rows = (kernel if units is None else kernel[units]).to(dtype)
@@ -69,19 +49,24 @@ def sample_energy(x:torch.Tensor, # samples, [N, D], missing cells NaN
                   kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
                  ) -> torch.Tensor:
     "Each sample's energy, `[N]`: half its squared distances to the units, weighted by its BMU's kernel row normalised to sum 1."
-    units, row = _bmu_rows(bmu, len(weight))
+    units, row = hit_slots(bmu, len(weight))
     if has_missing(x): return _masked_sample_energy(x, weight, units, row, kernel)
     kw, kw2 = _smoothed_codebook(weight, kernel, units)
     return 0.5 * ((x * x).sum(1) - 2 * (x * kw[row]).sum(1) + kw2[row]).clamp(min=0)
 
+def mean_from_sums(s:UnitSums, # from `unit_sums`
+                   weight:torch.Tensor, # codebook, [M, D]
+                   kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
+                  ) -> torch.Tensor:
+    "The mean of `sample_energy` over a batch, from its per-unit sums."
+    rows = _normalised_rows(kernel, s.units, weight.dtype)
+    w2 = weight * weight if s.count.shape[1] > 1 else (weight * weight).sum(1, keepdim=True)  # per feature with missing cells
+    kw, kw2 = (rows @ torch.cat([weight, w2], 1)).split([weight.shape[1], w2.shape[1]], 1)
+    return 0.5 * (s.scaled_sq.sum() - 2 * (s.scaled_sums * kw).sum() + (s.scaled_count * kw2).sum()) / s.n
+
 def mean_energy(x:torch.Tensor, weight:torch.Tensor, bmu:torch.Tensor, kernel:torch.Tensor) -> torch.Tensor:
-    "The mean of `sample_energy` over the samples, from per-unit sums (no `[N, D]` temporary where no cell is missing)."
-    if has_missing(x): return sample_energy(x, weight, bmu, kernel).mean()
-    units, row = _bmu_rows(bmu, len(weight))
-    kw, kw2 = _smoothed_codebook(weight, kernel, units)
-    sums = x.new_zeros(kw.shape).index_add(0, row, x)
-    counts = torch.bincount(row, minlength=len(kw)).to(x.dtype)
-    return 0.5 * (torch.linalg.vector_norm(x).square() - 2 * (sums * kw).sum() + (counts * kw2).sum()) / len(x)
+    "The mean of `sample_energy` over the samples, from per-unit sums (no `[N, D]` temporary on the CPU)."
+    return mean_from_sums(unit_sums(x, bmu, len(weight)), weight, kernel)
 
 # %% ../nbs/04_loss.ipynb #3670172e
 UPDATES = ('batchmap', 'kohonen')
@@ -102,9 +87,10 @@ class SomLoss:
         w, kernel = self.som.weight, self.som.neighborhood_table()
         if self.reduction == 'none': return sample_energy(x, w, bmu, kernel)
         check_choice('reduction', self.reduction, ('mean', 'none'))
-        energy = mean_energy(x, w, bmu, kernel)
+        sums = unit_sums(x, bmu, len(w))  # once, for the value and for the step
+        energy = mean_from_sums(sums, w, kernel)
         if not (torch.is_grad_enabled() and w.requires_grad): return energy
-        step = som_energy(x, w, bmu, kernel, per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)
+        step = energy_from_sums(sums, w, kernel, per_unit=self.update == 'batchmap', mass_floor=self.mass_floor)
         return energy.detach() + (step - step.detach())  # the value a user reads, the gradient of the update
 
     def __repr__(self): return f"SomLoss(update={self.update!r}, mass_floor={self.mass_floor})"

@@ -5,32 +5,39 @@
 # %% ../nbs/03a_missing.ipynb #6a43d920
 from __future__ import annotations
 import math
+from typing import NamedTuple
 import torch
-from .som import Som, k_lowest, matmul_rounds, score_product, RERANK_CANDIDATES
+from .som import Som, k_lowest, matmul_rounds, score_product, native_search, in_threads, RERANK_CANDIDATES
+from .native import native_first_lowest, native_split, native_unit_sums
 from .distance import is_euclidean
 
 # %% auto #0
-__all__ = ['has_missing', 'split_missing', 'check_rows_present', 'masked_sqdist', 'present_distance', 'masked_search',
-           'masked_bmus', 'masked_energy', 'unit_presence', 'mean_filled']
+__all__ = ['has_missing', 'split_missing', 'empty_rows_error', 'check_rows_present', 'masked_sqdist', 'present_distance',
+           'masked_search', 'masked_bmus', 'UnitSums', 'hit_slots', 'unit_sums', 'energy_from_sums', 'masked_energy',
+           'unit_presence', 'mean_filled']
 
 # %% ../nbs/03a_missing.ipynb #4f0fb8b9
 def has_missing(x:torch.Tensor) -> bool:
     "Whether the tensor `x` has a missing cell (a NaN)."
     if not x.is_floating_point() or not torch.isnan(x.sum()): return False  # one reduction: NaN anywhere makes the sum NaN
-    return bool(torch.isnan(x).any())  # the sum is also NaN for +inf beside -inf
+    if x.dim() == 0: return True
+    step = max(1, 2**16 // max(1, x[:1].numel()))  # the sum is also NaN for +inf beside -inf: look, a block of rows at a time,
+    return any(bool(torch.isnan(x[i:i + step]).any()) for i in range(0, len(x), step))  # up to the first NaN
 
 def split_missing(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "`x` with its missing cells set to 0, and the mask of its present cells (1 present, 0 missing), both of `x`'s dtype."
     present = ~torch.isnan(x)
     return torch.nan_to_num(x, nan=0., posinf=math.inf, neginf=-math.inf), present.to(x.dtype)  # faster than `where`
 
+def empty_rows_error(rows:torch.Tensor, name:str='data') -> ValueError:
+    "The error for the rows `rows` (indices, in order) that have no present feature."
+    return ValueError(f"{name} has {len(rows)} rows with every feature missing (first: row {rows[0].item()}); "
+                      "drop them: there is nothing to compare them with")
+
 def check_rows_present(present:torch.Tensor, name:str='data', first_row:int=0):
     "Raise a clear error naming the rows of the mask `present` that have no present feature."
     empty = present.sum(1) == 0
-    if empty.any():
-        rows = empty.nonzero()[:, 0]
-        raise ValueError(f"{name} has {len(rows)} rows with every feature missing (first: row {first_row + rows[0].item()}); "
-                         "drop them: there is nothing to compare them with")
+    if empty.any(): raise empty_rows_error(first_row + empty.nonzero()[:, 0], name)
 
 # %% ../nbs/03a_missing.ipynb #469e82cf
 def masked_sqdist(x:torch.Tensor, # samples with missing cells as NaN, [N, D]
@@ -52,7 +59,7 @@ def present_distance(x:torch.Tensor, # samples, missing cells as NaN, [N, D]
 
 # %% ../nbs/03a_missing.ipynb #d41b6b0c
 def masked_search(som:Som, k:int=1):
-    "A function from a block of rows with missing cells to its `k` best units (over each row's present features)."
+    "A function `search(xb, out)` writing the `k` best units of a block of rows with missing cells to `out` (`[rows, k]`), returning which rows have no present feature."
     if type(som).unit_scores is not Som.unit_scores:  # a subclass (such as `Topography`) that scores its own way
         raise ValueError(f"{type(som).__name__} cannot compare rows with missing cells: fill them first")
     if not is_euclidean(som.distance):
@@ -61,26 +68,110 @@ def masked_search(som:Som, k:int=1):
     w = som.weight.detach()
     product = score_product(torch.cat([-2 * w, w * w], 1))  # `[x0, m] @ [-2w, w*w]^T` on torch's fastest kernel
     n_cand = min(som.n_units, k + RERANK_CANDIDATES - 1) if matmul_rounds(w.device) else k
-    def search(xb, first_row:int=0):
-        x0, m = split_missing(xb)
-        check_rows_present(m, first_row=first_row)
-        cand = k_lowest(product(torch.cat([x0, m], 1)), n_cand)
-        if n_cand == k: return cand
-        exact = (x0[:, None, :] - w[cand]).square_().mul_(m[:, None, :]).sum(2)
-        return cand.gather(1, k_lowest(exact, k))
+    pick, no_bias = (native_first_lowest(), w.new_zeros(som.n_units)) if n_cand == 1 and native_search(w.device, w.dtype) else (None, None)
+    split = native_split() if w.device.type == 'cpu' and w.dtype == torch.float32 else None
+    def search(xb, out):
+        xm = split(xb) if split is not None else torch.cat(split_missing(xb), 1)  # [x0, m]: one compiled pass on the CPU
+        x0, m = xm.chunk(2, 1)
+        scores = product(xm)
+        if pick is not None: pick(scores, no_bias, out)  # the compiled row minimum, as in `Som.bmus`
+        elif n_cand == k: out.copy_(k_lowest(scores, k))
+        else:
+            cand = k_lowest(scores, n_cand)
+            exact = (x0[:, None, :] - w[cand]).square_().mul_(m[:, None, :]).sum(2)
+            out.copy_(cand.gather(1, k_lowest(exact, k)))
+        return m.sum(1) == 0
     return search
 
 @torch.no_grad()
 def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     "Best-matching unit of each row of `x` over its present features (`[N]`), or the `k` best (`[N, k]`)."
-    x = x.to(som.weight)
+    x = x.to(som.weight).contiguous()  # rows whose cells are in a row, as the compiled split reads them
     if k > som.n_units: raise ValueError(f"asked for {k} best units of a map with {som.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
     search, step = masked_search(som, k), som.block_rows()
-    for i in range(0, len(x), step): out[i:i + step] = search(x[i:i + step], i)
+    empty = {}  # block start: its rows with no present feature
+    def one_block(i):
+        gone = search(x[i:i + step], out[i:i + step])
+        if gone.any(): empty[i] = i + gone.nonzero()[:, 0]
+    starts = range(0, len(x), step)
+    in_threads(one_block, starts, som.search_threads(len(starts)))  # blocks in threads, as `Som.bmus` runs them
+    if empty: raise empty_rows_error(torch.cat([empty[i] for i in sorted(empty)]))
     return out[:, 0] if k == 1 else out
 
+# %% ../nbs/03a_missing.ipynb #b8ecfb15
+class UnitSums(NamedTuple):
+    "The sums over each unit's rows of a batch that the update and the mean energy need (`unit_sums`)."
+    n: int # rows in the batch
+    units: torch.Tensor|None # the unit of each slot below; None: slot j is unit j, for every unit
+    count: torch.Tensor # rows per slot, [H, 1]; with missing cells, rows that have each feature, [H, D]
+    sums: torch.Tensor # sum of the rows, missing cells as 0, [H, D]
+    sq: torch.Tensor # sum of squared norms, [H, 1]; with missing cells, of squares per feature, [H, D]
+    scaled_count: torch.Tensor # `count` with each row weighted by D / (its features present): `count` for complete data
+    scaled_sums: torch.Tensor # `sums` weighted alike
+    scaled_sq: torch.Tensor # sum of the weighted squared norms, [H, 1]
+
+def hit_slots(bmu:torch.Tensor, n_units:int):
+    "Units with a slot (None: all, for a batch of more than half as many rows as units) and each row's slot."
+    if len(bmu) > n_units // 2: return None, bmu
+    return torch.unique(bmu, return_inverse=True)
+
+def _sum_threads(x:torch.Tensor) -> int:
+    "Threads for the compiled sums: torch's thread count for a batch of at least 2**14 rows (each thread reads them all), else 1."
+    return torch.get_num_threads() if len(x) >= 2**14 else 1
+
+def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool|None, units) -> UnitSums:
+    "`unit_sums` by the compiled kernel, which notices a missing cell on its own (`masked=None`)."
+    sums, slot = native_unit_sums(), slot.contiguous()
+    if not masked:
+        found = sums(x, slot, n_slots, threads=_sum_threads(x))
+        if found is not None:
+            count, sq, total = found
+            count, sq = count.to(x.dtype)[:, None], sq[:, None]
+            return UnitSums(len(x), units, count, total, sq, count, total, sq)
+    ssq, total = sums(x, slot, n_slots, masked=True, threads=_sum_threads(x))
+    x0, m, sq, sx0, sm = total.split(x.shape[1], 1)
+    return UnitSums(len(x), units, m, x0, sq, sm, sx0, ssq[:, None])
+
+def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
+              bmu:torch.Tensor, # each row's unit, [N]
+              n_units:int, # units of the map
+              masked:bool|None=None, # the per-feature sums of rows with missing cells; None: where `x` has a missing cell
+             ) -> UnitSums:
+    "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
+    units, slot = hit_slots(bmu, n_units)
+    n_slots = n_units if units is None else len(units)
+    if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2 and x.shape[1] > 0
+        and x.stride(1) == 1 and not (x.requires_grad and torch.is_grad_enabled())):  # rows as the kernel reads them; it has no backward
+        return _native_sums(x, slot, n_slots, masked, units)
+    if masked is None: masked = has_missing(x)
+    def add(v): return v.new_zeros(n_slots, v.shape[1]).index_add_(0, slot, v)
+    if not masked:
+        count = torch.bincount(slot, minlength=n_slots).to(x.dtype)[:, None]
+        sums, sq = add(x), add((x * x).sum(1, keepdim=True))
+        return UnitSums(len(x), units, count, sums, sq, count, sums, sq)
+    x0, m = split_missing(x)
+    scale = x.shape[1] / m.sum(1, keepdim=True)
+    return UnitSums(len(x), units, add(m), add(x0), add(x0 * x0), add(scale * m), add(scale * x0), add(scale * (x0 * x0).sum(1, keepdim=True)))
+
 # %% ../nbs/03a_missing.ipynb #1983145e
+def energy_from_sums(s:UnitSums, # from `unit_sums`
+                     weight:torch.Tensor, # codebook, [M, D]
+                     kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
+                     per_unit:bool=False, # weight each unit (and feature) by 1 / its mass (batch map) instead of 1 / N (Kohonen rule)
+                     mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * the (feature's) mean mass)
+                    ) -> torch.Tensor:
+    "The SOM energy of a batch from its per-unit sums: `som_energy` for complete rows, `masked_energy` with missing cells."
+    k = (kernel if s.units is None else kernel[s.units]).to(s.sums.dtype)  # [H, M]
+    d, c = s.sums.shape[1], s.count.shape[1]
+    ks, mass, ksq = (k.t() @ torch.cat([s.sums, s.count, s.sq], 1)).split([d, c, s.sq.shape[1]], 1)  # one product for all three
+    mass = mass.detach()
+    if per_unit:
+        ref = torch.maximum(mass, mass_floor * mass.clamp(min=0).mean(0)).clamp(min=torch.finfo(mass.dtype).tiny)
+        scale = torch.where(mass > 0, 1 / ref, 0.)
+    else: scale = 1. / s.n
+    return 0.5 * ((scale * ksq).sum() + (scale * (mass * weight - 2 * ks) * weight).sum())  # sum_i h_ij m_ik (x_ik - w_jk)^2
+
 def masked_energy(x:torch.Tensor, # samples, missing cells as NaN, [N, D]
                   weight:torch.Tensor, # codebook, [M, D]
                   bmu:torch.Tensor, # best-matching unit of each sample, [N]
@@ -89,17 +180,7 @@ def masked_energy(x:torch.Tensor, # samples, missing cells as NaN, [N, D]
                   mass_floor:float=0., # with `per_unit`: weight by 1 / max(mass, mass_floor * the feature's mean mass)
                  ) -> torch.Tensor:
     "SOM energy of `x` over its present cells, its BMUs held fixed, from per-unit, per-feature sums."
-    x0, m = split_missing(x)
-    d = x.shape[1]
-    sums = torch.cat([x.new_zeros(weight.shape[0], d).index_add_(0, bmu, v) for v in (x0, m, x0 * x0)], 1)  # per unit
-    ks, mass, ksq = (kernel.t().to(x.dtype) @ sums).split(d, 1)  # one product with the kernel for all three
-    mass = mass.detach()
-    cell = ksq - 2 * ks * weight + mass * weight * weight  # sum_i h_ij m_ik (x_ik - w_jk)^2, [M, D]
-    if per_unit:
-        ref = torch.maximum(mass, mass_floor * mass.clamp(min=0).mean(0)).clamp(min=torch.finfo(mass.dtype).tiny)
-        scale = torch.where(mass > 0, 1 / ref, 0.)
-    else: scale = 1. / len(x)
-    return 0.5 * (scale * cell).sum()
+    return energy_from_sums(unit_sums(x, bmu, len(weight), masked=True), weight, kernel, per_unit, mass_floor)
 
 def unit_presence(bmu:torch.Tensor, # best-matching unit of each sample, [N]
                   x:torch.Tensor, # the samples, [N, D]

@@ -183,26 +183,28 @@ def product_search(self:Som) -> bool:
     "Whether the search is the euclidean one by matrix products (not a subclass's own scores, nor another distance)."
     return type(self).unit_scores is Som.unit_scores and is_euclidean(self.distance)
 
+def _into(found:torch.Tensor, out:torch.Tensor|None) -> torch.Tensor: return found if out is None else out.copy_(found)
+
 @patch
 def block_search(self:Som, k:int=1):
-    "A function from a block of rows to its `k` best units, with what every block shares computed once."
+    "A function `search(xb, out=None)` from a block of rows to its `k` best units (written to `out` if given), with what every block shares computed once."
     w = self.weight.detach()
-    if not self.product_search(): return lambda xb: k_lowest(self.unit_scores(xb), k)
+    if not self.product_search(): return lambda xb, out=None: _into(k_lowest(self.unit_scores(xb), k), out)
     rounded = matmul_rounds(w.device)
     n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1) if rounded else k
     w2, w_neg2 = (w * w).sum(1), -2 * w
-    if n_cand == 1 and native_search(w.device, w.dtype):  # the bare product; the kernel adds `||w||^2` as it picks
+    if n_cand == 1 and native_search(w.device, w.dtype):  # the bare product; the kernel adds `||w||^2` as it picks, into `out`
         product, pick = score_product(w_neg2), native_first_lowest()
-        return lambda xb: pick(product(xb), w2)
+        return lambda xb, out=None: pick(product(xb), w2, out)
     if (n_cand > 1 or w.device.type == 'cpu') and self.n_units >= 2 * SCORE_GROUP:  # whole groups for torch's picks
         pad = -self.n_units % SCORE_GROUP  # padded units score +inf: never chosen
         w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
     product = score_product(w_neg2, w2)  # with `rounded`: float32 scores of rounded inputs
-    if not rounded: return lambda xb: k_lowest(product(xb), k)
-    def search(xb):
+    if not rounded: return lambda xb, out=None: _into(k_lowest(product(xb), k), out)
+    def search(xb, out=None):
         cand = k_lowest(product(xb), n_cand)
         exact = (xb[:, None, :] - w[cand]).pow(2).sum(2)  # elementwise, so no setting rounds it; no cancellation either
-        return cand.gather(1, k_lowest(exact, k))
+        return _into(cand.gather(1, k_lowest(exact, k)), out)
     return search
 
 # %% ../nbs/03_som.ipynb #57da4b4f
@@ -223,7 +225,7 @@ def bmus(self:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
     search, step = self.block_search(k), self.block_rows()
     starts = range(0, len(x), step)
-    def one_block(i): out[i:i + step] = search(x[i:i + step])
+    def one_block(i): search(x[i:i + step], out[i:i + step])
     in_threads(one_block, starts, self.search_threads(len(starts)))
     return out[:, 0] if k == 1 else out
 

@@ -513,7 +513,9 @@ class SupervisedSomLearner(SomLearner):
 
     def feature_learner(self) -> SomLearner:
         "This map seen on the features alone (an xyf map without its target block), e.g. for `SomInterpretation`."
-        return feature_learner(self.model.search_som(), self.dls.normalizer, self.dls.feature_names if self.dls.named else None)
+        learn = feature_learner(self.model.search_som(), self.dls.normalizer, self.dls.feature_names if self.dls.named else None)
+        if hasattr(self.dls, 'encoder'): learn.dls = TableDataLoaders(*learn.dls.loaders, encoder=self.dls.encoder)  # a table's rows
+        return learn
 
 def _default_metrics(classes) -> list: return [accuracy] if classes is not None else [rmse]
 

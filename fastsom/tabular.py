@@ -10,8 +10,8 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import store_attr, patch
 from .core import check_positive
 from fastai.tabular.core import cont_cat_split, CategoryMap
-from fastai.torch_core import default_device
-from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_columns
+from fastai.torch_core import default_device, display_df
+from .data import SomDataLoader, SomDataLoaders, RowFile, _split, _cache_path, _parquet_batches
 from .learner import SomLearner
 from .missing import has_missing
 from .interpret import SomInterpretation, _class_colors, _legend, _map_axes, draw_units
@@ -31,10 +31,20 @@ def _unsupported(col:pd.Series) -> str|None:
     if isinstance(t, pd.IntervalDtype): return "holds intervals: convert them to numbers (for example their midpoints) or drop it"
     return None
 
-def _float_values(col:pd.Series, name) -> np.ndarray:
-    "A numeric column as float64, missing cells NaN, or a clear error."
+def _not_numbers(col:pd.Series) -> pd.Series:
+    "The present values of `col` that are not numbers, nor text of a number."
+    values = col.dropna()
+    return values[pd.to_numeric(values.astype(str), errors='coerce').isna()]
+
+def _float_values(col:pd.Series, name, trained:bool=False) -> np.ndarray:
+    "A numeric column as float64, missing cells NaN, or a clear error (`trained`: the column of new rows of a trained map)."
+    if col.isna().all(): return np.full(len(col), np.nan)  # no value at all (`object` when every cell is None): all missing
     if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-        raise TypeError(f"column {name!r} is not numeric ({col.dtype}): name it in cat_names, or convert it to numbers")
+        bad = _not_numbers(col)
+        bad = bad if len(bad) else col.dropna()  # True/False, or numbers stored as text
+        what = f"is not numeric{' here' if trained else ''} ({col.dtype}), with values such as {bad.iloc[0]!r} (row {bad.index[0]!r})"
+        if trained: raise TypeError(f"column {name!r} was continuous in training but {what}: convert it to numbers, with NaN for a blank")
+        raise TypeError(f"column {name!r} {what}: name it in cat_names, or convert it to numbers (NaN for a blank)")
     v = col.to_numpy(dtype='float64', na_value=np.nan)
     if np.isinf(v).any():
         raise ValueError(f"column {name!r} has infinite values (first at row {col.index[np.isinf(v).argmax()]!r}): "
@@ -80,8 +90,28 @@ def _check_table(df):
     if not isinstance(df, pd.DataFrame): raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0: raise ValueError("the table has no rows")
 
+def _names(names) -> list|None:
+    "Column names as a list (one name may be given as a string), or None."
+    return None if names is None else [names] if isinstance(names, str) else list(names)
+
+def _warn_numbers_as_text(col:pd.Series, name, max_card:int):
+    "Warn when a column inferred categorical because it holds text is mostly numbers (such as a CSV's '?' for a blank)."
+    if pd.api.types.is_numeric_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype): return
+    values = col.dropna()
+    first = 'first ' if len(values) > 10_000 else ''
+    values = values.iloc[:10_000]  # enough to tell, and quick on a long table
+    others = _not_numbers(values)
+    if len(values) == 0 or len(others) > 0.2 * len(values) or values.nunique() <= max_card: return
+    shown = ', '.join(map(repr, pd.unique(others)[:5]))
+    warnings.warn(f"column {name!r} holds text, so it is categorical, but {len(values) - len(others)} of its {first}{len(values)} values are numbers"
+                  + (f" (others: {shown})" if len(others) else '') + ": if it is a number, convert it (read a CSV with na_values= for "
+                  "the text that means a blank); name it in cat_names to keep it categorical")
+
 def _columns_of(df:pd.DataFrame, cat_names, cont_names, max_card:int) -> tuple[list, set]:
     "The columns of `df` to train on, in the table's order, and the categorical ones among them."
+    cat_names, cont_names = _names(cat_names), _names(cont_names)
+    both = [c for c in cat_names or [] if c in (cont_names or [])]
+    if both: raise ValueError(f"column {both[0]!r} is named in both cat_names and cont_names: name it in one of them")
     named = list(cat_names or []) + list(cont_names or [])
     unknown = [c for c in named if c not in df.columns]
     if unknown: raise KeyError(f"no column {', '.join(map(repr, unknown))} in the table; its columns are {list(df.columns)}")
@@ -90,6 +120,7 @@ def _columns_of(df:pd.DataFrame, cat_names, cont_names, max_card:int) -> tuple[l
         bad = [(c, why) for c in rest if (why := _unsupported(df[c]))]
         if bad: raise TypeError(f"column {bad[0][0]!r} {bad[0][1]}")
         inferred_cont, inferred_cat = cont_cat_split(df[rest], max_card=max_card)
+        for c in inferred_cat: _warn_numbers_as_text(df[c], c, max_card)
         cont_names, cat_names = list(cont_names or []) + inferred_cont, list(cat_names or []) + inferred_cat
     columns = [c for c in df.columns if c in set(cont_names) | set(cat_names)]
     if not columns: raise ValueError("the table has no column to train on")
@@ -158,7 +189,7 @@ def transform(self:TableEncoder, df:pd.DataFrame, dtype=torch.float32) -> torch.
     for c in self.columns:
         (a, b), scale, col = self.blocks[c], np.sqrt(self.weights[c]), df[c]
         if c not in self.vocabs:
-            out[:, a] = (_float_values(col, c) - self.means[c]) / self.stds[c] * scale
+            out[:, a] = (_float_values(col, c, trained=True) - self.means[c]) / self.stds[c] * scale
             continue
         if (why := _unsupported(col)): raise TypeError(f"column {c!r} {why}")
         codes = col.astype(object).map({v: i for i, v in enumerate(self.vocabs[c])}).to_numpy(dtype='float64', na_value=np.nan)
@@ -210,11 +241,11 @@ class TableDataLoaders(SomDataLoaders):
         self.encoder = encoder
 
     def _table(self, x) -> pd.DataFrame:
-        "`x` as a table with the training columns: a DataFrame, or an array or tensor of the columns in order."
-        if isinstance(x, pd.Series): x = x.to_frame().T
+        "`x` as a table with the training columns: a DataFrame, one row (a Series, as `df.iloc[i]`), or an array or tensor of the columns in order."
+        if isinstance(x, pd.Series): return x.to_frame().T.infer_objects()  # a row of mixed values is `object`: numbers read as numbers
         if isinstance(x, pd.DataFrame): return x
         if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2 and x.shape[1] == len(self.encoder.columns):
-            return pd.DataFrame(np.asarray(x), columns=self.encoder.columns)
+            return pd.DataFrame(np.asarray(x), columns=self.encoder.columns).infer_objects()  # likewise a mixed array
         raise TypeError(f"new data must be a DataFrame with the columns {self.encoder.columns}, got {type(x).__name__}")
 
     def encode(self, x) -> torch.Tensor:
@@ -222,6 +253,12 @@ class TableDataLoaders(SomDataLoaders):
         return self.encoder.transform(self._table(x))
     def decode(self, x:torch.Tensor) -> torch.Tensor: return self.encoder.decode(x)
     def decode_df(self, x:torch.Tensor, index=None) -> pd.DataFrame: return self.encoder.decode_df(x, index)
+
+    def show_batch(self, b=None, max_n:int=9, ds_idx:int=0, show:bool=True) -> pd.DataFrame:
+        "The first `max_n` rows of a batch (default: one of `self[ds_idx]`) as the table had them: its columns, categories, blanks."
+        df = self.decode_df((self[ds_idx].one_batch() if b is None else b)[0][:max_n].cpu())
+        if show: display_df(df)
+        return df
 
     def test_dl(self, x, bs:int|None=None) -> SomDataLoader:
         "A `SomDataLoader` of the rows of the table `x`, in order, for `Learner.get_preds`."
@@ -275,7 +312,7 @@ def table_dataloaders(data, # DataFrame (or array with NaN cells) of rows
 def _table_chunks(path:Path, chunk_rows:int):
     "Chunks of rows of a CSV or Parquet file, as DataFrames indexed by their row numbers in the file."
     if path.suffix == '.csv': chunks = pd.read_csv(path, chunksize=chunk_rows)
-    elif path.suffix == '.parquet': chunks = (pd.DataFrame(dict(columns)) for columns in _parquet_columns(path, chunk_rows))
+    elif path.suffix == '.parquet': chunks = (b.to_pandas() for b in _parquet_batches(path, chunk_rows))  # pandas' dtypes: Int64, boolean, category
     else: raise ValueError(f"a table file must be .csv or .parquet, got {path.suffix!r}")
     start = 0
     for df in chunks:
@@ -317,29 +354,50 @@ def _table_file_dataloaders(path, valid_pct, bs, device, folder, **encoder_kwarg
     return TableDataLoaders(*loaders, encoder=enc, device=default_device() if device is None else device)
 
 # %% ../nbs/06a_tabular.ipynb #6ac5160b
-def _fill(col:pd.Series, gaps:np.ndarray, values) -> pd.Series:
-    "`col` with the cells at `gaps` set to `values`, in the column's dtype."
+def _fill(col:pd.Series, gaps:np.ndarray, values, trained_dtype) -> pd.Series:
+    "`col` with the cells at `gaps` set to `values`, in the column's dtype; a column with no value at all gets `trained_dtype`."
     values = np.asarray(values, dtype=object)[gaps]
-    numeric = pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+    dtype = trained_dtype if gaps.all() else col.dtype  # all blank (float64 NaN or object None): nothing of the new dtype to keep
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if numeric: values = values.astype(np.float64)
-    if pd.api.types.is_integer_dtype(col.dtype): values = np.round(values).astype(np.int64)
+    whole = pd.api.types.is_integer_dtype(dtype), pd.api.types.is_integer_dtype(trained_dtype)
+    if numeric and any(whole): values = np.round(values)  # trained on whole numbers: filled with whole numbers
+    if whole[0]: values = values.astype(np.int64)
+    if gaps.all(): return pd.Series(values, index=col.index, name=col.name).astype(dtype)
     out = col.copy()
+    if isinstance(col.dtype, pd.CategoricalDtype):  # a category the new column does not list: added to its list
+        out = out.cat.add_categories([v for v in pd.unique(values) if v not in col.cat.categories])
     out[gaps] = values
-    return out.astype(col.dtype)
+    return out if isinstance(col.dtype, pd.CategoricalDtype) else out.astype(col.dtype)
+
+def _impute_numbers(learn:SomLearner, x):
+    "New rows of a map trained on numbers (a DataFrame, matched by column name, or an array or tensor) with every NaN cell filled from its row's BMU."
+    unit = learn.codebook()[learn.bmus(x).index].double()  # in the data's units, in training order
+    if isinstance(x, torch.Tensor): return torch.where(torch.isnan(x), unit.to(x), x)
+    if not isinstance(x, pd.DataFrame): return np.where(np.isnan(x), unit.numpy(), x)
+    by_name = {str(c): c for c in x.columns}
+    out = x.copy()
+    for j, name in enumerate(learn.dls.feature_names if learn.dls.named else map(str, x.columns)):  # unnamed: in order
+        col = x[by_name[name]]
+        gaps = col.isna().to_numpy()
+        if gaps.any(): out[by_name[name]] = _fill(col, gaps, unit[:, j].numpy(), col.dtype)
+    return out
 
 @patch
 def impute(self:SomLearner,
-           df:pd.DataFrame, # a table with the training columns (more columns are kept as they are)
+           df:pd.DataFrame, # a table with the training columns (more columns are kept as they are); or one row, a Series
           ) -> pd.DataFrame:
     "`df` with every missing cell of the trained columns filled from its row's best-matching unit."
     enc = getattr(self.dls, 'encoder', None)
-    if enc is None: raise TypeError("impute needs a learner trained on a table: build its loaders with som_dataloaders(DataFrame)")
-    bmu = self.som.bmus(self.dls.encode(df).to(self.som.weight.device)).cpu()
-    filled = enc.decode_df(self.som.weight.detach().cpu()[bmu], index=df.index)
+    if isinstance(df, pd.Series): return self.impute(df.to_frame().T.infer_objects()).iloc[0]  # one row in, one row out
+    if enc is None: return _impute_numbers(self, df)  # a map of numbers, trained without the table path
+    df = self.dls._table(df)
+    bmu = self.bmus(df).index  # searched on the features (a map trained with targets keeps them in its codebook too)
+    filled = enc.decode_df(self.codebook(decoded=False)[bmu], index=df.index)
     out = df.copy()
     for c in enc.columns:
         gaps = df[c].isna().to_numpy()
-        if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object))
+        if gaps.any(): out[c] = _fill(df[c], gaps, filled[c].to_numpy(dtype=object), enc.dtypes[c])
     return out
 
 # %% ../nbs/06a_tabular.ipynb #55156a93

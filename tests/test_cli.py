@@ -1,25 +1,37 @@
 "The `fastsom` command, as a user runs it."
-import json, subprocess, sys
+import contextlib, io, json, os, subprocess, sys
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, pytest, torch
 import fastcore.test as fct
 from fastai.learner import load_learner
+from fastsom.cli import main
 
-def fastsom(*args, cwd):
+def fastsom_command(*args, cwd):
     "Run the installed `fastsom` command (the one next to this Python)."
     return subprocess.run([str(Path(sys.executable).parent / 'fastsom'), *args], cwd=cwd, capture_output=True, text=True)
+
+def fastsom(*args, cwd):
+    "Run the command's `main` in this process (seconds faster than a new Python), in `cwd`, its output and exit status captured."
+    out, err, code, before = io.StringIO(), io.StringIO(), 0, os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try: main(list(args))
+            except SystemExit as e: code = e.code if isinstance(e.code, int) else 1
+    finally: os.chdir(before)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 def test_train_csv_and_refuse_overwrite(tmp_path):
     df = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=['a', 'b', 'c']).assign(label='x')
     df.to_csv(tmp_path / 'data.csv', index=False)
-    r = fastsom('train', 'data.csv', '--map', '4x6', '--epochs', '3', '--out', 'runs/x', '--drop', 'label', cwd=tmp_path)
+    r = fastsom_command('train', 'data.csv', '--map', '4x6', '--epochs', '3', '--out', 'runs/x', '--drop', 'label', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'epoch 3/3' in r.stdout and 'quantization error' in r.stdout
     info = json.loads((tmp_path / 'runs/x/metrics.json').read_text())
     fct.test_eq((info['samples'], info['features'], info['map']), (300, 3, [4, 6]))
     assert load_learner(tmp_path / 'runs/x/model.pkl').som.map_size == (4, 6)
     before = (tmp_path / 'runs/x/model.pkl').read_bytes()
-    r = fastsom('train', 'data.csv', '--out', 'runs/x', '--drop', 'label', cwd=tmp_path)
+    r = fastsom_command('train', 'data.csv', '--out', 'runs/x', '--drop', 'label', cwd=tmp_path)
     assert r.returncode == 2 and 'already holds a run' in r.stderr
     fct.test_eq((tmp_path / 'runs/x/model.pkl').read_bytes(), before)
 
@@ -53,7 +65,7 @@ def test_drop_never_swallows_the_data_argument(tmp_path):
 
 def test_epochs_must_be_positive(tmp_path):
     for bad in ('0', '-3'):
-        r = fastsom('train', '--epochs', bad, cwd=tmp_path)
+        r = fastsom_command('train', '--epochs', bad, cwd=tmp_path)
         assert r.returncode == 2 and 'argument --epochs: must be at least 1' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_loaded_run_lives_in_its_folder(tmp_path):
@@ -130,17 +142,42 @@ def test_apply_errors(tmp_path):
         assert r.returncode == 2 and r.stderr.startswith('fastsom: error: ') and msg in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
     assert not list(tmp_path.glob('o.*'))
 
-def test_long_csv_shows_progress(tmp_path):
+@pytest.mark.parametrize('suffix', ['csv', 'parquet'])
+def test_long_table_shows_progress(tmp_path, suffix):
     rng = np.random.default_rng(0)
     df = pd.DataFrame(rng.normal(size=(70_000, 2)).round(3), columns=['a', 'b']).assign(k=rng.choice(['u', 'v'], 70_000))
     df.loc[::5, 'a'] = np.nan
-    df.to_csv(tmp_path / 'big.csv', index=False)
-    df.iloc[:100].to_csv(tmp_path / 'small.csv', index=False)
-    r = fastsom('train', 'big.csv', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
+    write = lambda d, name: d.to_csv(tmp_path / name, index=False) if suffix == 'csv' else d.to_parquet(tmp_path / name, index=False)
+    write(df, f'big.{suffix}'); write(df.iloc[:100], f'small.{suffix}')
+    r = fastsom('train', f'big.{suffix}', '--map', '2x2', '--epochs', '1', '--out', 'big', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.startswith('reading big.csv')]
+    lines = [l for l in r.stderr.splitlines() if l.startswith(f'reading big.{suffix}')]
     assert len(lines) == 2 and lines[0].endswith('MB): 65,536 rows') and lines[1].endswith('MB): 70,000 rows'), r.stderr
     assert 'reading' not in r.stdout
     fct.test_eq(json.loads((tmp_path / 'big/metrics.json').read_text())['samples'], 70_000)
-    r = fastsom('apply', 'big', 'small.csv', '--out', 'b.csv', cwd=tmp_path)
+    r = fastsom('apply', 'big', f'big.{suffix}', '--out', 'b.parquet', cwd=tmp_path)   # apply reads the same way
+    assert r.returncode == 0 and r.stderr.count(f'reading big.{suffix}') == 2, r.stderr
+    fct.test_eq(len(pd.read_parquet(tmp_path / 'b.parquet')), 70_000)
+    r = fastsom('apply', 'big', f'small.{suffix}', '--out', 's.csv', cwd=tmp_path)
     assert r.returncode == 0 and 'reading' not in r.stderr, r.stderr
+
+def test_apply_a_map_of_complete_numbers_to_rows_with_blanks(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(120, 3)), columns=['a', 'b', 'c'])
+    df.to_csv(tmp_path / 'full.csv', index=False)
+    r = fastsom('train', 'full.csv', '--map', '3x3', '--epochs', '2', '--out', 'run', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    holed = df.head(20).mask(rng.random((20, 3)) < 0.3)
+    holed.loc[0] = [np.nan, 1., np.nan]
+    holed.to_csv(tmp_path / 'holed.csv', index=False)
+    for args, out in [((), 'b.csv'), (('--impute',), 'f.csv')]:
+        r = fastsom('apply', 'run', 'holed.csv', *args, '--out', out, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    res, filled = pd.read_csv(tmp_path / 'b.csv'), pd.read_csv(tmp_path / 'f.csv', index_col='row')
+    assert res.distance.notna().all() and not filled.isna().any().any()
+    fct.test_close(filled.to_numpy()[holed.notna().to_numpy()], holed.to_numpy()[holed.notna().to_numpy()])
+
+def test_label_also_dropped(tmp_path):
+    _penguin_like(tmp_path)
+    r = fastsom('train', 'p.csv', '--drop', 'species', '--label', 'species', '--out', 'o', cwd=tmp_path)
+    assert r.returncode == 2 and "--label column 'species' is also in --drop" in r.stderr, r.stderr

@@ -42,3 +42,27 @@ def test_a_learner_trained_from_a_file_exports_and_loads(tmp_path):
     learn.export(tmp_path / 'som.pkl')
     loaded = load_learner(tmp_path / 'som.pkl')
     fct.test_eq(loaded.bmus(np.zeros((2, 3), dtype=np.float32)).index, learn.bmus(np.zeros((2, 3), dtype=np.float32)).index)
+
+def test_parquet_table_reads_its_kinds_like_pandas(tmp_path):
+    "A Parquet table streamed in blocks has the column kinds it has read by pandas: nullable integers, booleans, categories."
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({'a': rng.normal(size=n), 'i': pd.array(rng.integers(0, 5, n), dtype='Int64'),
+                       'b': pd.array(rng.random(n) < .5, dtype='boolean'), 'k': pd.Categorical(rng.choice(['x', 'y'], n), categories=['x', 'y', 'z'])})
+    df.loc[::7, 'i'] = pd.NA; df.loc[::5, 'b'] = pd.NA; df.loc[::4, 'k'] = np.nan
+    df.to_parquet(tmp_path / 't.parquet', row_group_size=100)
+    streamed = som_dataloaders(tmp_path / 't.parquet', valid_pct=0, bs=64, device='cpu', folder=tmp_path).encoder
+    read = som_dataloaders(pd.read_parquet(tmp_path / 't.parquet'), valid_pct=0, device='cpu').encoder
+    fct.test_eq((streamed.cont_names, streamed.vocabs, streamed.dtypes), (read.cont_names, read.vocabs, read.dtypes))
+    fct.test_eq(streamed.vocabs['i'], [0, 1, 2, 3, 4])   # few whole numbers: categories, as fastai's cont_cat_split makes them
+
+def test_text_in_a_later_chunk_of_a_numeric_column(tmp_path):
+    "A CSV whose numeric column holds text further down (a chunk after the one that set its kind): the error names the value and row."
+    import pandas as pd
+    from fastsom.tabular import table_to_rows
+    df = pd.DataFrame({'a': np.arange(200.), 'k': ['x', 'y'] * 100}).astype({'a': object})
+    df.loc[150, 'a'] = '?'
+    df.to_csv(tmp_path / 't.csv', index=False)
+    fct.test_fail(lambda: table_to_rows(tmp_path / 't.csv', tmp_path, chunk_rows=100),
+                  contains="column 'a' is not numeric (str), with values such as '?' (row 150)")

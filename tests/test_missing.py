@@ -107,3 +107,79 @@ def test_reported_loss_is_the_per_sample_energy_over_present_cells(topology, tor
     with torch.no_grad(): fct.test_close(SomLoss(som)(bmu, x), expected.mean(), eps=1e-10)
     small = x[:5]  # fewer samples than half the units: the hit-units path
     fct.test_close(SomLoss(som, reduction='none')(som.bmus(small), small), expected[:5], eps=1e-10)
+
+@pytest.mark.parametrize('threads', [1, 2, 3])
+def test_masked_search_in_threads_is_the_same(threads, monkeypatch):
+    "The masked search runs its blocks in threads, as the dense one does, and finds the same units with any number of them."
+    import fastsom.missing
+    used = []
+    def in_threads(work, items, n):
+        used.append(n)
+        return real(work, items, n)
+    real = fastsom.missing.in_threads
+    monkeypatch.setattr(fastsom.missing, 'in_threads', in_threads)
+    som = Som(16, (12, 12))
+    x = with_gaps(20_000, 16, seed=9, dtype=torch.float32)
+    som.init_weights(x, 'samples', seed=0)
+    som.block_bytes = 2**18  # several blocks
+    expected = formula_dist2(x.double(), som.weight.detach().double()).argmin(1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        got = som.bmus(x)
+    finally: torch.set_num_threads(before)
+    assert used[-1] == threads, used
+    assert (got == expected).float().mean() > 0.999  # float32 against float64: near-ties aside, the same units
+    fct.test_eq(got, masked_bmus(som, x))  # one thread (the tests' default) or several: the same bits
+
+def test_empty_rows_named_across_blocks():
+    "Rows with nothing present are named in order whichever block a thread reaches first."
+    x = with_gaps(5000, 6, seed=10, dtype=torch.float32)
+    x[[4000, 123, 2500]] = math.nan
+    som = Som(6, (4, 4), block_bytes=4 * 16 * 100)
+    som.init_weights(x, 'samples', seed=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(ValueError, match=r'3 rows with every feature missing \(first: row 123\)'): som.bmus(x)
+    finally: torch.set_num_threads(before)
+
+def test_has_missing_tells_inf_minus_inf_from_nan():
+    from fastsom.missing import has_missing
+    x = torch.zeros(100_000, 8)
+    x[0, 0], x[1, 0] = math.inf, -math.inf  # a NaN sum without a NaN cell
+    assert not has_missing(x)
+    x[99_999, 7] = math.nan
+    assert has_missing(x)
+
+def test_unit_sums_native_and_torch_agree(monkeypatch):
+    "The compiled sums and torch's `index_add_` give the same statistics, and so the same energy and step."
+    import fastsom.missing
+    from fastsom.missing import unit_sums, energy_from_sums
+    x = with_gaps(3000, 7, seed=11, dtype=torch.float32)
+    bmu = torch.randint(30, (3000,), generator=torch.Generator().manual_seed(12))
+    w, k = torch.randn(30, 7, generator=torch.Generator().manual_seed(13)), Som(7, (5, 6)).neighborhood_table()
+    for data in (x, x.nan_to_num()):
+        native = unit_sums(data, bmu, 30)
+        with monkeypatch.context() as m:
+            m.setattr(fastsom.missing, 'native_unit_sums', lambda: None)
+            torch_sums = unit_sums(data, bmu, 30)
+        for a, b in zip(native[1:], torch_sums[1:]):
+            if a is not None: fct.test_close(a, b, eps=1e-3)
+        fct.test_close(energy_from_sums(native, w, k, True), energy_from_sums(torch_sums, w, k, True), eps=1e-3)
+
+def test_training_on_one_or_two_threads_is_the_same():
+    "Blocks in threads and the compiled sums shared among threads: the codebook after fit is the same bits on 1 and 2 threads."
+    x = torch.randn(20_000, 16, generator=torch.Generator().manual_seed(14))
+    holed = x.masked_fill(torch.rand(x.shape, generator=torch.Generator().manual_seed(15)) < 0.2, math.nan)
+    before = torch.get_num_threads()
+    try:
+        for data in (x, holed):
+            weights = []
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                learn = som_learner(som_dataloaders(data, valid_pct=0.01, seed=0, device='cpu'), map_size=(20, 20), metrics=[], seed=0)
+                with learn.no_bar(), learn.no_logging(): learn.fit(2)
+                weights.append(learn.som.weight.detach())
+            fct.test_eq(weights[0], weights[1])
+    finally: torch.set_num_threads(before)

@@ -86,3 +86,38 @@ def test_search_without_the_kernel_is_the_same():
     fct.test_eq(runs['0'][0], 'False')
     if native_kernels(): fct.test_eq(runs['1'][0], 'True')
     fct.test_eq(runs['0'][1], runs['1'][1])
+
+@pytest.mark.parametrize('version', fastsom.native.sums_versions() or ['none'])
+@pytest.mark.parametrize('cols', [1, 15, 64, 70])
+def test_unit_sums_are_index_add(version, cols):
+    "Each version of the compiled per-unit sums gives index_add_'s sums bit for bit, in one thread or several."
+    if version == 'none': pytest.skip('no C compiler here')
+    from fastsom.native import unit_sums_kernel
+    x = randn(3000, cols)
+    x[randn(3000, cols, seed=1) > 0.8] = float('nan')
+    x[5] = 1.  # a complete row among them
+    slot = torch.randint(40, (3000,), generator=torch.Generator().manual_seed(2))
+    x0, m = x.nan_to_num(), (~x.isnan()).float()
+    s = cols / m.sum(1, keepdim=True)
+    def by_slot(v): return torch.zeros(40, v.shape[1]).index_add_(0, slot, v)
+    f = unit_sums_kernel(version)
+    for threads in (1, 2, 3):
+        count, sq, sums = f(x0, slot, 40, threads=threads)
+        fct.test_eq(count, torch.bincount(slot, minlength=40)); fct.test_eq(sums, by_slot(x0))
+        fct.test_close(sq / by_slot((x0 * x0).sum(1, keepdim=True))[:, 0], torch.ones(40), eps=1e-5)
+        ssq, sums5 = f(x, slot, 40, masked=True, threads=threads)
+        expected = torch.cat([by_slot(v) for v in (x0, m, x0 * x0, s * x0, s * m)], 1)
+        torch.testing.assert_close(sums5, expected, rtol=0, atol=0, equal_nan=True)  # NaN: a unit with a row of no present cell
+        ref = by_slot(s * (x0 * x0).sum(1, keepdim=True))[:, 0]
+        torch.testing.assert_close(ssq, ref, rtol=1e-5, atol=0, equal_nan=True)
+    fct.test_eq(fastsom.native.split_kernel(version)(x), torch.cat([x0, m], 1))
+    for threads in (1, 2):
+        assert f(x, slot, 40, threads=threads) is None  # the complete sums stop at a NaN cell
+        inf = x0.clone(); inf[7, 0], inf[8, 0] = float('inf'), -float('inf')
+        assert f(inf, slot, 40, threads=threads) is not None  # infinities are not missing cells
+
+def test_unit_sums_refuse_a_unit_out_of_range():
+    if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
+    f = fastsom.native.unit_sums_kernel()
+    with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4)
+    with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4, threads=2)

@@ -55,3 +55,22 @@ def test_batch_map_epoch_equals_minisom(topology):
     ms.train_batch_offline(x, 1)
     theirs = torch.tensor(ms.get_weights().transpose(1, 0, 2).reshape(height * width, -1))
     fct.test_close(w1.double(), theirs, eps=1e-5)
+
+def test_loss_sums_the_batch_once(monkeypatch):
+    "`SomLoss` computes the per-unit sums of a batch once, for the value it reports and for the step's gradient."
+    import fastsom.loss
+    from fastsom.loss import SomLoss, sample_energy, som_energy
+    from fastsom.som import Som
+    calls = []
+    real = fastsom.loss.unit_sums
+    monkeypatch.setattr(fastsom.loss, 'unit_sums', lambda *a, **k: calls.append(1) or real(*a, **k))
+    som = Som(5, (4, 6), sigma=1.7)
+    x = data()
+    som.init_weights(x, 'samples', seed=0)
+    bmu, w = som(x), som.weight
+    loss = SomLoss(som)(bmu, x)
+    assert len(calls) == 1, calls
+    fct.test_close(loss, sample_energy(x, w, bmu, som.neighborhood_table()).mean(), eps=1e-5)
+    gw, = torch.autograd.grad(loss, w)
+    ref, = torch.autograd.grad(som_energy(x, w, bmu, som.neighborhood_table(), per_unit=True), w)
+    fct.test_close(gw, ref, eps=1e-5)
