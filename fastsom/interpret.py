@@ -448,8 +448,8 @@ def plot_top_losses(self:SomInterpretation,
     losses, idx = self.top_losses(k, largest)
     n = self.learn.som.n_features
     if img_shape is None: img_shape = _image_shape(self.feature_names) or False
-    if img_shape is not False and (len(img_shape) != 2 or img_shape[0] * img_shape[1] != n):
-        raise ValueError(f"img_shape {tuple(img_shape)} does not hold the {n} features; pass (height, width) with height * width = {n}")
+    if img_shape is not False and (not isinstance(img_shape, (tuple, list)) or len(img_shape) != 2 or img_shape[0] * img_shape[1] != n):
+        raise ValueError(f"img_shape {img_shape!r} does not hold the {n} features; pass (height, width) with height * width = {n}, or False")
     ncols = min(ncols or 3, len(idx))
     nrows = math.ceil(len(idx) / ncols)
     if img_shape: panel = (2.6, 1.6 * img_shape[0] / img_shape[1] + .4)

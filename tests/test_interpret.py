@@ -285,4 +285,5 @@ def test_plot_top_losses_image_shapes():
     fct.test_eq(fig.axes[0].images[0].get_array().shape, (2, 7))
     plt.close(fig)
     fct.test_fail(lambda: interp.plot_top_losses(2, img_shape=(4, 4)), contains='img_shape (4, 4) does not hold the 6 features')
+    fct.test_fail(lambda: interp.plot_top_losses(2, img_shape=True), contains='img_shape True does not hold the 6 features')
     fct.test_fail(lambda: interp.plot_top_losses(0), contains='k must be')
