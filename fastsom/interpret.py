@@ -410,6 +410,87 @@ def plot_projection(self:SomInterpretation,
     ax.set_title(title or f'Samples on their best-matching units ({len(self)})')
     return ax.figure
 
+# %% ../nbs/09_interpret.ipynb #4cce1b62
+import re
+from .loss import sample_energy
+
+@patch(as_prop=True)
+def losses(self:SomInterpretation) -> torch.Tensor:
+    "Each sample's energy, `[n_samples]`: the learner's loss per sample (fastai's `Interpretation.losses`), at the map's current radius."
+    som = self.learn.som
+    return sample_energy(self.x.to(som.weight.dtype), som.weight.detach().cpu(), self.bmu, som.neighborhood_table().cpu())
+
+@patch
+def top_losses(self:SomInterpretation,
+               k:int|None=None, # how many; default all
+               largest:bool=True, # the largest losses (the worst-represented samples), or the smallest
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    "The `k` largest (or smallest) per-sample losses and the samples' rows, as fastai's `Interpretation.top_losses`."
+    losses = self.losses
+    return losses.topk(len(losses) if k is None else min(k, len(losses)), largest=largest)
+
+def _image_shape(names:list) -> tuple|None:
+    "(height, width) of images whose features are named `pixel_<row>_<col>` (row by row) or `pixel_<i>` (a square number of them), else None."
+    rc = [re.fullmatch(r'pixel_(\d+)_(\d+)', str(n)) for n in names]
+    if all(rc):
+        pos = [(int(m[1]), int(m[2])) for m in rc]
+        h, w = max(p[0] for p in pos) + 1, max(p[1] for p in pos) + 1
+        return (h, w) if pos == [(r, c) for r in range(h) for c in range(w)] else None
+    side = math.isqrt(len(names))
+    if side * side == len(names) and names == [f'pixel_{i}' for i in range(len(names))]: return (side, side)
+    return None
+
+@patch
+def plot_top_losses(self:SomInterpretation,
+                    k:int=9, # how many samples
+                    largest:bool=True, # the worst-represented samples, or (False) the best
+                    img_shape:tuple|bool|None=None, # (height, width) to draw images; False: feature profiles; default images when the features are named `pixel_...`
+                    ncols:int|None=None, # panels per row; default 3
+                    figsize=None, # size of the figure
+                    cmap='gray_r', # colour map of images
+                   ) -> plt.Figure:
+    "The `k` samples with the largest energy beside their best-matching unit's vector, each titled with its row and loss."
+    check_positive('k', k, integer=True)
+    losses, idx = self.top_losses(k, largest)
+    n = self.learn.som.n_features
+    if img_shape is None: img_shape = _image_shape(self.feature_names) or False
+    if img_shape is not False and (not isinstance(img_shape, (tuple, list)) or len(img_shape) != 2 or img_shape[0] * img_shape[1] != n):
+        raise ValueError(f"img_shape {img_shape!r} does not hold the {n} features; pass (height, width) with height * width = {n}, or False")
+    ncols = min(ncols or 3, len(idx))
+    nrows = math.ceil(len(idx) / ncols)
+    if img_shape: panel = (2.6, 1.6 * img_shape[0] / img_shape[1] + .4)
+    else: panel = (max(3.2, .22 * n + 1), 2.6)
+    fig, axs = plt.subplots(nrows, ncols, squeeze=False, figsize=figsize or (ncols * panel[0], nrows * panel[1]))
+    bmu, pos = self.bmu[idx], self.grid.positions()[self.bmu[idx]].tolist()
+    for ax, i, u, p, l in zip(axs.flat, idx.tolist(), bmu.tolist(), pos, losses.tolist()):
+        if img_shape: _draw_pair_image(ax, self.learn, self.x[i], u, img_shape, cmap)
+        else: _draw_pair_profile(ax, self.learn, self.x[i], u, self.feature_names)
+        ax.set_title(f"row {i}, loss {l:.3g}, unit ({p[0]}, {p[1]})", fontsize=9)
+    for ax in axs.flat[len(idx):]: ax.set_axis_off()
+    fig.suptitle(f"{'Largest' if largest else 'Smallest'} losses: each sample beside its best-matching unit"
+                 + (" (sample | unit)" if img_shape else ""), fontsize=10)
+    fig.tight_layout()
+    if not img_shape: fig.legend(*axs.flat[0].get_legend_handles_labels(), loc='upper right', fontsize=8, frameon=False)
+    return fig
+
+def _draw_pair_image(ax, learn, x, unit, shape, cmap):
+    "A sample and its unit's vector, in the data's units, as two images side by side on one scale."
+    pair = learn.dls.decode(torch.stack([x, learn.som.weight.detach()[unit].cpu().to(x.dtype)])).double().numpy()
+    gap = np.full((shape[0], max(1, shape[1] // 8)), np.nan)
+    ax.imshow(np.ma.masked_invalid(np.concatenate([pair[0].reshape(shape), gap, pair[1].reshape(shape)], 1)),
+              cmap=cmap, vmin=np.nanmin(pair), vmax=np.nanmax(pair), interpolation='nearest')
+    ax.set_axis_off()
+
+def _draw_pair_profile(ax, learn, x, unit, names):
+    "A sample and its unit's vector as profiles over the features, standardised (the space the loss is measured in)."
+    f = np.arange(len(names))
+    ax.plot(f, x.double().numpy(), 'o-', ms=3, lw=1, label='sample')
+    ax.plot(f, learn.som.weight.detach()[unit].cpu().double().numpy(), 's--', ms=3, lw=1, label='its unit')
+    step = max(1, math.ceil(len(names) / 30))
+    ax.set_xticks(f[::step], [str(n) for n in names[::step]], rotation=90, fontsize=6 if len(names) > 12 else 7)
+    ax.set_ylabel('encoded' if hasattr(learn.dls, 'encoder') else 'standardised', fontsize=7); ax.tick_params(axis='y', labelsize=7)
+
+
 # %% ../nbs/09_interpret.ipynb #b4831817
 class ShowMap(Callback):
     "Draw the codebook or the U-matrix after every `every` epochs: live in Jupyter, and as PNGs into `folder` if given."

@@ -201,3 +201,89 @@ def test_cli_pictures_of_two_features(tmp_path):
     np.save(tmp_path / 'two.npy', np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32))
     train(parser().parse_args(['train', str(tmp_path / 'two.npy'), '--map', '4x5', '--epochs', '2', '--out', str(tmp_path / 'run')]))
     fct.test_eq(sorted(p.name for p in (tmp_path / 'run').glob('*.png')), ['component_planes.png', 'hitmap.png', 'umatrix.png'])
+
+# ---- the worst-represented samples: `top_losses`, `plot_top_losses`, and fastai's `Interpretation` on a SOM
+
+def digits_learner(map_size=(6, 6), valid_pct=0.2):
+    x, _ = load_dataset('digits')
+    learn = som_learner(som_dataloaders(x, valid_pct=valid_pct, seed=0, device='cpu'), map_size=map_size, seed=0, metrics=[])
+    with learn.no_bar(), learn.no_logging(): learn.fit(3)
+    return learn
+
+def table_learner():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'mass': rng.normal(4000, 500, 200), 'bill': rng.normal(44, 5, 200),
+                       'species': rng.choice(['Adelie', 'Gentoo', 'Chinstrap'], 200)})
+    df.loc[3, 'bill'] = np.nan
+    learn = som_learner(som_dataloaders(df, valid_pct=0.2, seed=0, device='cpu'), map_size=(4, 4), seed=0, metrics=[])
+    with learn.no_bar(), learn.no_logging(): learn.fit(3)
+    return learn, df
+
+def test_top_losses_are_fastais():
+    "The same per-sample losses, largest first, with the same rows, as fastai's `Interpretation` on the validation data."
+    from fastai.interpret import Interpretation
+    for learn in (digits_learner(), table_learner()[0]):
+        ours, theirs = SomInterpretation.from_learner(learn), Interpretation.from_learner(learn)
+        fct.test_close(ours.losses, theirs.losses, eps=1e-4)
+        (l, i), (fl, fi) = ours.top_losses(5), theirs.top_losses(5)
+        fct.test_eq(i, fi); fct.test_close(l, fl, eps=1e-4)
+        assert (l[:-1] >= l[1:]).all()
+        fct.test_eq(ours.top_losses(3, largest=False)[1], theirs.top_losses(3, largest=False)[1])
+        fct.test_eq(len(ours.top_losses()[0]), len(ours))
+
+def test_plot_top_losses_draws_images_of_pixels():
+    "Digits (features `pixel_<row>_<col>`): each panel is the sample, a gap, its unit, as 8 x 8 images in pixel units."
+    learn = digits_learner()
+    interp = SomInterpretation.from_learner(learn)
+    loss, rows = interp.top_losses(9)
+    fig = interp.plot_top_losses(9)
+    fct.test_eq(len(fig.axes), 9)
+    for ax, l, r in zip(fig.axes, loss.tolist(), rows.tolist()):
+        pos = learn.som.grid.positions()[interp.bmu[r]].tolist()
+        fct.test_eq(ax.get_title(), f"row {r}, loss {l:.3g}, unit ({pos[0]}, {pos[1]})")
+        img = ax.images[0].get_array()
+        fct.test_eq(img.shape, (8, 17))
+        fct.test_close(img[:, :8].filled(np.nan).reshape(-1), learn.dls.decode(interp.x[r:r + 1])[0].double().numpy(), eps=1e-4)
+        fct.test_close(img[:, 9:].filled(np.nan).reshape(-1), learn.codebook()[interp.bmu[r]].double().numpy(), eps=1e-4)
+        assert img.mask[:, 8].all()
+    plt.close(fig)
+    fig = interp.plot_top_losses(4, img_shape=False, ncols=2)  # profiles instead
+    fct.test_eq(len(fig.axes), 4); fct.test_eq(len(fig.axes[0].lines), 2)
+    plt.close(fig)
+
+def test_plot_top_losses_draws_profiles_of_a_table():
+    "A table: the sample and its unit as profiles over the encoded features, named; the row of `x` in the title."
+    learn, df = table_learner()
+    interp = SomInterpretation.from_learner(learn, x=df)
+    loss, rows = interp.top_losses(4)
+    fig = interp.plot_top_losses(4)
+    ax = fig.axes[0]
+    fct.test_eq([t.get_text() for t in ax.get_xticklabels()], interp.feature_names)
+    fct.test_eq(interp.feature_names[:2], ['mass', 'bill'])
+    assert ax.get_title().startswith(f"row {rows[0]}, loss {loss[0]:.3g}")
+    fct.test_close(ax.lines[0].get_ydata(), interp.x[rows[0]].double().numpy(), eps=1e-6)
+    fct.test_close(ax.lines[1].get_ydata(), learn.som.weight.detach()[interp.bmu[rows[0]]].double().numpy(), eps=1e-6)
+    plt.close(fig)
+
+def test_fastai_plot_top_losses_names_the_som_one():
+    "fastai's `Interpretation.plot_top_losses` cannot read a SOM's samples: it says what to call instead."
+    from fastai.interpret import Interpretation
+    for learn in (digits_learner(), table_learner()[0]):
+        fct.test_fail(lambda: Interpretation.from_learner(learn).plot_top_losses(9), contains='SomInterpretation.from_learner(learn).plot_top_losses(k)')
+        fct.test_fail(lambda: Interpretation.from_learner(learn).top_losses(3, items=True), contains='SomInterpretation')
+
+def test_plot_top_losses_image_shapes():
+    from fastsom.interpret import _image_shape
+    fct.test_eq(_image_shape([f'pixel_{r}_{c}' for r in range(3) for c in range(5)]), (3, 5))
+    fct.test_eq(_image_shape([f'pixel_{i}' for i in range(784)]), (28, 28))
+    fct.test_eq(_image_shape([f'pixel_{i}' for i in range(10)]), None)                               # not a square
+    fct.test_eq(_image_shape([f'pixel_{c}_{r}' for r in range(3) for c in range(5)]), None)         # not row by row
+    fct.test_eq(_image_shape(['alcohol', 'hue']), None)
+    x = data(n=60, d=6)
+    interp = SomInterpretation.from_learner(trained(x, (3, 3)), x=x)
+    fig = interp.plot_top_losses(2, img_shape=(2, 3))
+    fct.test_eq(fig.axes[0].images[0].get_array().shape, (2, 7))
+    plt.close(fig)
+    fct.test_fail(lambda: interp.plot_top_losses(2, img_shape=(4, 4)), contains='img_shape (4, 4) does not hold the 6 features')
+    fct.test_fail(lambda: interp.plot_top_losses(2, img_shape=True), contains='img_shape True does not hold the 6 features')
+    fct.test_fail(lambda: interp.plot_top_losses(0), contains='k must be')
