@@ -168,6 +168,16 @@ class SomDataLoader(DataLoader):
     def new(self, dataset=None, cls=None, **kwargs):
         return super().new(dataset, cls, **{'normalizer': self.normalizer, **kwargs})
 
+# %% ../nbs/06_data.ipynb #61a2d0e6
+from fastcore.basics import patch
+
+@patch(as_prop=True)
+def items(self:SomDataLoader):
+    "Refused: fastai's `Interpretation` reads samples through `dl.items`; a SOM has its own `SomInterpretation`."
+    raise NotImplementedError("fastai's Interpretation.plot_top_losses and top_losses(items=True) read samples through "
+                              "`dl.items`, which a SOM's loader does not have; use "
+                              "SomInterpretation.from_learner(learn).plot_top_losses(k) (and .top_losses(k) for the numbers)")
+
 # %% ../nbs/06_data.ipynb #7d2903e6
 from fastcore.basics import patch
 from fastai.torch_core import to_device

@@ -26,7 +26,7 @@ from .callback.schedule import AttrScheduler, FromCurrent
 
 # %% auto #0
 __all__ = ['BMUs', 'BatchLoss', 'EpochLoss', 'SomRecorder', 'SomCastToTensor', 'SomLearner', 'ExactBatchMap', 'SeededShuffle',
-           'som_learner']
+           'default_sigma_end', 'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
@@ -245,6 +245,18 @@ class SeededShuffle(Callback):
         "Take the generator back where the fit left it, and give the loader its own again."
         self.rng, self.dls.train.rng = self.dls.train.rng, self.own
 
+# %% ../nbs/08_learner.ipynb #8be7571b
+import math
+from .core import check_choice
+
+def default_sigma_end(n_rows:int, # training rows the map is fitted to (known without reading them, for data in files)
+                      map_size:tuple, # (height, width) of the map
+                     ) -> float:
+    "The final radius `som_learner` uses by default: longer side / 20 where the data has many rows per unit (ln(rows / units) / 2 caps it), at least 1."
+    check_positive('n_rows', n_rows, integer=True)
+    per_unit = math.log(n_rows / math.prod(map_size)) / 2
+    return max(1., min(max(map_size) / 20, per_unit))
+
 # %% ../nbs/08_learner.ipynb #612d3cf9
 @delegates(Learner.__init__, but=['opt_func'])
 def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
@@ -255,7 +267,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 neighborhood='gaussian', # name of a kernel, or a callable h(d2, sigma)
                 init:str='pca', # 'pca', 'samples' or 'random'
                 sigma:float|None=None, # starting radius; default half the longer side of the map
-                sigma_end:float|None=1., # radius at the end of every fit, each fit starting where sigma is; None: sigma stays as you set it
+                sigma_end:float|str|None='auto', # radius at the end of every fit, each fit starting where sigma is; 'auto': `default_sigma_end`; None: sigma stays as you set it
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
@@ -274,6 +286,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
     train = dls.train.dataset
     sample = init_sample(train, seed)
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
+    if isinstance(sigma_end, str): check_choice('sigma_end', sigma_end, ('auto',), ', a number, or None'); sigma_end = default_sigma_end(len(train), som.grid.shape)
     if sigma_end is not None: check_positive('sigma_end', sigma_end)
     if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1
     if mass_floor is None: mass_floor = 0. if len(dls.train) == 1 else 1.
