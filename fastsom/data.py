@@ -178,6 +178,25 @@ def items(self:SomDataLoader):
                               "`dl.items`, which a SOM's loader does not have; use "
                               "SomInterpretation.from_learner(learn).plot_top_losses(k) (and .top_losses(k) for the numbers)")
 
+# %% ../nbs/06_data.ipynb #7d2903e6
+from fastcore.basics import patch
+from fastai.torch_core import to_device
+
+@patch
+def __iter__(self:SomDataLoader):
+    "fastai's loop over the batches, without PyTorch's iterator between them where it only hands them on."
+    if self.fake_l.num_workers or self.pin_memory:
+        yield from DataLoader.__iter__(self)
+        return
+    self.randomize()
+    self.before_iter()
+    self._DataLoader__idxs = self.get_idxs()  # fastai's (private) name for the epoch's order
+    for b in self.create_batches(self.sample()):
+        if self.device is not None: b = to_device(b, self.device)
+        yield self.after_batch(b)
+    self.after_iter()
+    if hasattr(self, 'it'): del self.it
+
 # %% ../nbs/06_data.ipynb #f11047e8
 class SomDataLoaders(DataLoaders):
     "Train and validation `SomDataLoader`s, with the feature names and the standardisation."

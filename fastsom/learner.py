@@ -4,18 +4,19 @@
 
 # %% ../nbs/08_learner.ipynb #b057b41f
 from __future__ import annotations
-import os, random
+import os, random, time
 from collections import namedtuple
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import check_positive, init_sample
 from fastcore.meta import delegates
 from fastcore.foundation import L
-from fastai.learner import Learner, Recorder, AvgLoss
-from fastai.torch_core import display_df, rank_distrib
+from fastai.learner import Learner, Recorder, AvgLoss, CastToTensor, _maybe_item
+from fastai.torch_core import display_df, rank_distrib, num_distrib, defaults, find_bs
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
+from fastprogress.fastprogress import format_time
 from .som import Som
 from .loss import SomLoss
 from .missing import unit_presence
@@ -24,16 +25,26 @@ from .data import SomDataLoaders
 from .callback.schedule import AttrScheduler, FromCurrent
 
 # %% auto #0
-__all__ = ['BMUs', 'EpochLoss', 'SomRecorder', 'SomLearner', 'ExactBatchMap', 'SeededShuffle', 'default_sigma_end', 'som_learner']
+__all__ = ['BMUs', 'BatchLoss', 'EpochLoss', 'SomRecorder', 'SomCastToTensor', 'SomLearner', 'ExactBatchMap', 'SeededShuffle',
+           'default_sigma_end', 'som_learner']
 
 # %% ../nbs/08_learner.ipynb #ead56305
 BMUs = namedtuple('BMUs', ['index', 'position'])
 
-def _handles(cb:Callback, event_name:str) -> bool:
-    "Whether `cb` has a handler of `event_name`: a method of its class, or one passed to its constructor."
-    return hasattr(type(cb), event_name) or event_name in vars(cb)
+def _defines(obj, name:str) -> bool:
+    "Whether `obj` itself has `name` (from its class, or set on it, as handlers passed to a `Callback`), not through fastai's `GetAttr`."
+    return hasattr(type(obj), name) or name in vars(obj)
 
-class EpochLoss(AvgLoss):
+class BatchLoss(AvgLoss):
+    "fastai's `AvgLoss` (the mean loss over batches, weighted by their sizes), with a direct path for a batch of tensors."
+    def accumulate(self, learn):
+        y = learn.yb[0] if type(learn.yb) is tuple and learn.yb else None
+        bs = y.shape[0] if type(y) is torch.Tensor else find_bs(learn.yb)
+        loss = learn.loss.detach()  # the same value as fastai's `loss.mean()`, without an autograd node, nor a mean of one number
+        self.total += learn.to_detach(loss.mean() if loss.ndim else loss) * bs
+        self.count += bs
+
+class EpochLoss(BatchLoss):
     "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
     def accumulate(self, learn):
         "Add the batch's loss, starting afresh at each epoch's first batch."
@@ -46,26 +57,100 @@ class SomRecorder(Recorder):
     def name(self): return 'recorder'
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.smooth_loss = EpochLoss()
+        self.loss, self.smooth_loss = BatchLoss(), EpochLoss()
     def plot_loss(self, skip_start=0, **kwargs):
         "fastai's `plot_loss`, skipping no step by default (a SOM often has one step per epoch)."
         return super().plot_loss(skip_start=skip_start, **kwargs)
+    # fastai's, with the same records, built without its slower steps (they run at every batch and event):
+    _every_epoch = ('log', 'start_epoch', 'cancel_train', 'cancel_valid')  # no learner attribute: fastai's shadowing check can be skipped
+    def __setattr__(self, name, value):
+        if name in self._every_epoch: self.__dict__[name] = value
+        else: super().__setattr__(name, value)
+    def before_epoch(self):
+        "Start the epoch's log (and timer)."
+        self.cancel_train, self.cancel_valid = False, False
+        if self.add_time: self.start_epoch = time.time()
+        self.log = L([getattr(self.learn, 'epoch', 0)])
+    def before_train(self):
+        for met in self._train_mets[1:]: met.reset()
+    def before_validate(self):
+        for met in self._valid_mets: met.reset()
+    def after_train(self): self.log += [_maybe_item(met) for met in self._train_mets]
+    def after_validate(self): self.log += [_maybe_item(met) for met in self._valid_mets]
+    def after_epoch(self):
+        "Store the epoch's values, add its time, log them."
+        learn = self.learn
+        learn.final_record = L(self.log.items[1:])
+        self.values.append(learn.final_record)
+        if self.add_time: self.log.append(format_time(time.time() - self.start_epoch))
+        learn.logger(self.log)
+        self.iters.append(self.smooth_loss.count)
+    @property
+    def _train_mets(self):
+        if getattr(self, 'cancel_train', False): return L()
+        return L([self.smooth_loss, *(self.learn.metrics if self.train_metrics else [])])
+    @property
+    def _valid_mets(self):
+        if getattr(self, 'cancel_valid', False): return L()
+        return L([self.loss, *self.learn.metrics] if self.valid_metrics else [])
+    def after_batch(self):
+        "Add the batch to the loss and metrics; in training, record the learning rate and the loss so far."
+        learn = self.learn
+        if len(learn.yb) == 0: return
+        for met in self._train_mets if learn.training else self._valid_mets: met.accumulate(learn)
+        if not learn.training: return
+        self.lrs.append(learn.opt.hypers[-1]['lr'])
+        learn.smooth_loss = self.smooth_loss.value
+        self.losses.append(learn.smooth_loss)
+
+class SomCastToTensor(CastToTensor):
+    "fastai's `CastToTensor`, which leaves a batch of plain tensors as it is (fastai makes a new view of each)."
+    @property
+    def name(self): return 'cast_to_tensor'
+    def before_batch(self):
+        if not all(type(t) is torch.Tensor for t in (*self.learn.xb, *self.learn.yb)): super().before_batch()
 
 class SomLearner(Learner):
     "A `Learner` that trains a `Som`."
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if type(getattr(self, 'recorder', None)) is Recorder:
-            self.remove_cb(self.recorder)
-            self.add_cb(SomRecorder())
+        for name, fastai_cb, ours in (('recorder', Recorder, SomRecorder), ('cast_to_tensor', CastToTensor, SomCastToTensor)):
+            if type(getattr(self, name, None)) is fastai_cb:
+                self.remove_cb(getattr(self, name))
+                self.add_cb(ours())
     def __call__(self, event_name):
         "Run the handlers of an event, or of a list of events, in the callbacks' order."
-        for name in [event_name] if isinstance(event_name, str) else event_name: self._call_one(name)
+        if isinstance(event_name, str): self._call_one(event_name)
+        else:
+            for name in event_name: self._call_one(name)
 
     def _call_one(self, event_name):
-        if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
-        for cb in self.cbs.sorted('order'):
-            if event_name == 'after_fit' or _handles(cb, event_name): cb(event_name)
+        for cb in self._handlers(event_name): cb(event_name)
+
+    def _handlers(self, event_name:str) -> list:
+        "The callbacks to call for `event_name`, in order: found once for a given set of callbacks and orders, not at every event."
+        key = tuple([(cb, cb.order) for cb in self.cbs])
+        cached = self.__dict__.get('_dispatch')
+        if cached is None or cached[0] != key: cached = self._dispatch = (key, {})
+        table = cached[1]
+        if event_name not in table:
+            if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+            table[event_name] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _defines(cb, event_name)]
+        return table[event_name]
+
+    def _set_device(self, b):
+        "fastai's, returning a batch of plain tensors already on the model's device as it is (fastai would move each to where it is)."
+        device = next(self.model.parameters()).device
+        if (defaults.use_cuda is not False or device.type == 'cpu') and all(type(t) is torch.Tensor and t.device == device for t in b): return b
+        return super()._set_device(b)
+
+    def to_detach(self, b, cpu=True, gather=True):
+        "fastai's, straight to `detach` for a plain tensor of one process whose loader has no `to_detach` of its own."
+        dl = getattr(self, 'dl', None)
+        if type(b) is not torch.Tensor or (dl is not None and _defines(dl, 'to_detach')) or (gather and num_distrib() > 1):
+            return super().to_detach(b, cpu, gather)
+        b = b.detach()
+        return b.cpu() if cpu else b
 
     @property
     def som(self) -> Som: return self.model

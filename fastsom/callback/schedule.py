@@ -68,12 +68,13 @@ class AttrScheduler(Callback):
         if self.per_epoch: self.set_values(schedule_pct(self.epoch, self.n_epoch))
     def before_batch(self):
         "Set this batch's values: the fit's first batch at the schedule's start, its last batch at its end."
-        if not self.per_epoch: self.set_values(schedule_pct(self.epoch * self.n_iter + self.iter, self.n_epoch * self.n_iter))
+        learn = self.learn  # read directly: through the callback, each name is looked up on it first (this runs every batch)
+        if not self.per_epoch: self.set_values(schedule_pct(learn.epoch * learn.n_iter + learn.iter, learn.n_epoch * learn.n_iter))
 
     def after_batch(self):
         "Check nothing else changed the values, and record them with the learning rate."
         self.check()
-        self.hps['lr'].append(self.opt.hypers[-1]['lr'])
+        self.hps['lr'].append(self.learn.opt.hypers[-1]['lr'])
         for n in self.scheds: self.hps[n].append(self.value(n))
 
     def after_fit(self):
