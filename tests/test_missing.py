@@ -183,3 +183,17 @@ def test_training_on_one_or_two_threads_is_the_same():
                 weights.append(learn.som.weight.detach())
             fct.test_eq(weights[0], weights[1])
     finally: torch.set_num_threads(before)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_masked_search_reranks_a_rounded_product(topology, toroidal, monkeypatch):
+    "Where torch may round float32 products (TF32 on a GPU, as its user allows), the masked search re-ranks candidates over present cells."
+    import fastsom.missing
+    monkeypatch.setattr(fastsom.missing, 'matmul_rounds', lambda device: True)  # the GPU's branch, run here
+    som = Som(6, (6, 8), topology, toroidal).double()
+    x = with_gaps(2000, 6, seed=16)
+    som.init_weights(x, 'samples', seed=0)
+    d2 = formula_dist2(x, som.weight.detach())
+    fct.test_eq(som.bmus(x), d2.argmin(1))
+    fct.test_eq(som.bmus(x, k=3), d2.topk(3, largest=False).indices)
+    small = som.float()  # float32 scores, re-ranked: the same units as float64 but for near-ties
+    assert (small.bmus(x.float()) == d2.argmin(1)).float().mean() > 0.999
