@@ -163,15 +163,17 @@ GRIDS = [('rectangular', False), ('hexagonal', False), ('rectangular', True), ('
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('share', [0., 0.25])
 def test_search_and_loss_without_the_kernels_are_the_same(topology, toroidal, dtype, share):
-    """`Som.bmus` (1 and 2 best) and `SomLoss` (both updates; all units, and a batch of few rows, which sums per hit unit) give the
+    """`Som.bmus` (1 and 2 best, over blocks) and `SomLoss` (both updates; all units, a batch of few rows, which sums per hit unit, and
+    rows that are not contiguous) give the
     same bits with and without the compiled code: the same argmin of the same scores, sums added in the same order. The loss a user
     reads goes through the squared norms, which the kernel adds in another order: to 1e-6."""
     from fastsom.loss import SomLoss
     x = with_gaps(3000, 7, share, seed=1, dtype=dtype)
+    wide = torch.cat([x, x[:, :3]], 1)[:, :7]  # the same rows, further apart than their length
     def run():
-        som = Som(7, (8, 9), topology, toroidal).to(dtype).init_weights(x, 'samples', seed=0)
-        out = [som.bmus(x), som.bmus(x, k=2)]
-        for rows in (x, x[:20]):
+        som = Som(7, (8, 9), topology, toroidal, block_bytes=2**14).to(dtype).init_weights(x, 'samples', seed=0)  # blocks of 56 rows
+        out = [som.bmus(x), som.bmus(x, k=2), som.bmus(wide)]
+        for rows in (x, x[:20], wide):
             bmu = som.bmus(rows)
             for update in ('batchmap', 'kohonen'):
                 som.weight.grad = None
