@@ -139,3 +139,17 @@ def test_impute_on_gpu():
     expected = learn.dls.decode_df(learn.codebook(decoded=False)[best], index=df.index).to_numpy()
     gaps = ~present & agree[:, None]
     fct.test_close(filled.to_numpy()[gaps], expected[gaps], eps=1e-5)
+
+@pytest.mark.parametrize('init', ['pca', 'samples', 'random'])
+def test_init_from_gpu_data_with_gaps(init):
+    "Every initialisation takes rows with missing cells on the GPU (column means fill them for the start only), as on the CPU."
+    x = with_gaps(1000, 6, seed=6)
+    som = Som(6, (5, 6)).cuda().init_weights(x.cuda(), init, seed=0)
+    assert som.weight.device.type == 'cuda' and not som.weight.isnan().any()
+    fct.test_close(som.weight.cpu(), Som(6, (5, 6)).init_weights(x, init, seed=0).weight, eps=1e-4)
+
+def test_rows_without_a_present_cell_named_on_gpu():
+    x = with_gaps(3000, 5, seed=7)
+    x[[2500, 17]] = math.nan
+    som = Som(5, (4, 4), block_bytes=4 * 16 * 100).cuda().init_weights(x.nan_to_num().cuda(), 'samples', seed=0)
+    with pytest.raises(ValueError, match=r'2 rows with every feature missing \(first: row 17\)'): som.bmus(x.cuda())
