@@ -49,14 +49,7 @@ import pandas as pd
 from fastsom.loss import SomLoss
 from fastsom.missing import masked_sqdist
 
-GRIDS = [('rectangular', False), ('hexagonal', False), ('rectangular', True), ('hexagonal', True)]
-
-def with_gaps(n, d, share=0.2, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=dtype)
-    gone = torch.rand(n, d, generator=g) < share
-    gone[torch.arange(n), torch.randint(d, (n,), generator=g)] = False  # every row keeps a cell
-    return x.masked_fill(gone, math.nan)
+from test_missing import GRIDS, with_gaps  # tests/ is on the path, as pytest puts it there
 
 def loss_and_grad(som, bmu, x, update):
     som.weight.grad = None
@@ -71,7 +64,7 @@ def test_masked_search_and_loss_match_cpu(topology, toroidal, dtype):
     float64 to 1e-10; float32 BMUs but for near-ties (99.9%), the loss and gradient (from the same BMUs) to 1e-4 relative and 1e-5
     absolute: about 10 times float32's own error here (CPU float32 against float64: at most 1e-7 relative in the loss, 8e-7 in a
     gradient entry of at most 3.7, for seeds 0-2 of this data on the rectangular and hexagonal toroidal maps)."""
-    x = with_gaps(4000, 9, seed=1, dtype=dtype)
+    x = with_gaps(4000, 9, 0.2, seed=1, dtype=dtype)
     cpu = Som(9, (8, 10), topology, toroidal).to(dtype).init_weights(x, 'samples', seed=0)
     gpu = copy.deepcopy(cpu).cuda()
     xg = x.cuda()
@@ -93,7 +86,7 @@ def test_masked_search_and_loss_match_cpu(topology, toroidal, dtype):
 def test_masked_loss_under_deterministic_algorithms(monkeypatch):
     "The sums of the masked update (`index_add_`, `bincount` without weights) have deterministic CUDA kernels: no error, same bits twice."
     monkeypatch.setenv('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # what torch asks for deterministic cuBLAS products
-    x = with_gaps(3000, 6, seed=2).cuda()
+    x = with_gaps(3000, 6, 0.2, seed=2, dtype=torch.float32).cuda()
     som = Som(6, (6, 6)).cuda().init_weights(x, 'samples', seed=0)
     before = torch.are_deterministic_algorithms_enabled()
     try:
@@ -110,7 +103,7 @@ def fitted_with_gaps(device, data, **kw):
 @pytest.mark.parametrize('bs', [None, 256])
 def test_training_with_gaps_matches_cpu(bs):
     "Training on rows with missing cells (one batch; mini-batches summed by `ExactBatchMap`) on CUDA ends close to the CPU's codebook."
-    x = with_gaps(3000, 8, seed=3)
+    x = with_gaps(3000, 8, 0.2, seed=3, dtype=torch.float32)
     gpu, cpu = fitted_with_gaps('cuda', x, bs=bs), fitted_with_gaps('cpu', x, bs=bs)
     assert gpu.som.weight.device.type == 'cuda'
     fct.test_close(gpu.codebook(), cpu.codebook(), eps=1e-2)
@@ -118,7 +111,7 @@ def test_training_with_gaps_matches_cpu(bs):
 
 def test_table_file_with_gaps_on_gpu(tmp_path):
     "A CSV file with blank cells, read in blocks onto the GPU with one `ExactBatchMap` step an epoch, trains like the CPU."
-    df = pd.DataFrame(with_gaps(3000, 5, seed=4).numpy(), columns=list('abcde'))
+    df = pd.DataFrame(with_gaps(3000, 5, 0.2, seed=4, dtype=torch.float32).numpy(), columns=list('abcde'))
     df.to_csv(tmp_path / 'gaps.csv', index=False)
     gpu, cpu = [fitted_with_gaps(d, tmp_path / 'gaps.csv', bs=256, folder=tmp_path) for d in ('cuda', 'cpu')]
     assert gpu.som.weight.device.type == 'cuda'
@@ -126,7 +119,7 @@ def test_table_file_with_gaps_on_gpu(tmp_path):
 
 def test_impute_on_gpu():
     "`impute` of a learner on CUDA keeps every present cell and fills each gap from its row's best unit, found over present cells."
-    df = pd.DataFrame(with_gaps(2000, 6, seed=5).numpy().astype('float64'), columns=[f'c{i}' for i in range(6)])
+    df = pd.DataFrame(with_gaps(2000, 6, 0.2, seed=5, dtype=torch.float32).numpy().astype('float64'), columns=[f'c{i}' for i in range(6)])
     learn = fitted_with_gaps('cuda', df)
     filled = learn.impute(df)
     fct.test_eq(list(filled.columns), list(df.columns)); fct.test_eq(filled.index, df.index); fct.test_eq(filled.dtypes, df.dtypes)
@@ -143,13 +136,13 @@ def test_impute_on_gpu():
 @pytest.mark.parametrize('init', ['pca', 'samples', 'random'])
 def test_init_from_gpu_data_with_gaps(init):
     "Every initialisation takes rows with missing cells on the GPU (column means fill them for the start only), as on the CPU."
-    x = with_gaps(1000, 6, seed=6)
+    x = with_gaps(1000, 6, 0.2, seed=6, dtype=torch.float32)
     som = Som(6, (5, 6)).cuda().init_weights(x.cuda(), init, seed=0)
     assert som.weight.device.type == 'cuda' and not som.weight.isnan().any()
     fct.test_close(som.weight.cpu(), Som(6, (5, 6)).init_weights(x, init, seed=0).weight, eps=1e-4)
 
 def test_rows_without_a_present_cell_named_on_gpu():
-    x = with_gaps(3000, 5, seed=7)
+    x = with_gaps(3000, 5, 0.2, seed=7, dtype=torch.float32)
     x[[2500, 17]] = math.nan
     som = Som(5, (4, 4), block_bytes=4 * 16 * 100).cuda().init_weights(x.nan_to_num().cuda(), 'samples', seed=0)
     with pytest.raises(ValueError, match=r'2 rows with every feature missing \(first: row 17\)'): som.bmus(x.cuda())

@@ -126,7 +126,6 @@ def test_unit_sums_refuse_a_unit_out_of_range():
 
 # Every branch between the compiled code and torch's steps, end to end: the same run with the kernels and without.
 from contextlib import contextmanager
-import math
 from fastsom.native import native_unit_sums, native_split
 
 @contextmanager
@@ -150,14 +149,7 @@ def both_paths(run):
     native = run()
     with torch_path(): return native, run()
 
-def with_gaps(n, d, share=0.25, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=dtype)
-    gone = torch.rand(n, d, generator=g) < share
-    gone[torch.arange(n), torch.randint(d, (n,), generator=g)] = False  # every row keeps a cell
-    return x.masked_fill(gone, math.nan)
-
-GRIDS = [('rectangular', False), ('hexagonal', False), ('rectangular', True), ('hexagonal', True)]
+from test_missing import GRIDS, with_gaps  # tests/ is on the path, as pytest puts it there
 
 @pytest.mark.parametrize('topology, toroidal', GRIDS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
@@ -191,7 +183,7 @@ def test_search_and_loss_without_the_kernels_are_the_same(topology, toroidal, dt
 @pytest.mark.parametrize('bs', [None, 300])
 def test_training_without_the_kernels_is_the_same(topology, toroidal, share, bs):
     "`learn.fit` (one batch, or mini-batches summed by `ExactBatchMap`) ends on the same codebook bits, and `impute` fills the same values."
-    x = with_gaps(1500, 6, share, seed=2)
+    x = with_gaps(1500, 6, share, seed=2, dtype=torch.float32)
     def run():
         learn = som_learner(som_dataloaders(x, valid_pct=0, bs=bs, seed=0, device='cpu'), map_size=(6, 8), topology=topology,
                             toroidal=toroidal, accumulate=bs is not None, seed=0, metrics=[])
@@ -204,7 +196,7 @@ def test_training_without_the_kernels_is_the_same(topology, toroidal, share, bs)
 def test_table_file_without_the_kernels_is_the_same(tmp_path):
     "A CSV file with blank cells, read in blocks with one `ExactBatchMap` step an epoch: the same codebook and the same filled table."
     import numpy as np
-    df = pd.DataFrame(with_gaps(2000, 5, 0.2, seed=3).numpy(), columns=list('abcde'))
+    df = pd.DataFrame(with_gaps(2000, 5, 0.2, seed=3, dtype=torch.float32).numpy(), columns=list('abcde'))
     df.to_csv(tmp_path / 'gaps.csv', index=False)
     def run():
         learn = som_learner(som_dataloaders(tmp_path / 'gaps.csv', valid_pct=0, bs=256, folder=tmp_path), map_size=(5, 6), seed=0, metrics=[])
@@ -220,14 +212,14 @@ def test_table_file_without_the_kernels_is_the_same(tmp_path):
 def test_units_of_any_integer_type(share):
     "The sums take each row's unit as `index_add_` does, int32 as well as int64, with or without the compiled code."
     from fastsom.missing import unit_sums
-    x, bmu = with_gaps(500, 4, share, seed=4), torch.randint(6, (500,), generator=torch.Generator().manual_seed(5))
+    x, bmu = with_gaps(500, 4, share, seed=4, dtype=torch.float32), torch.randint(6, (500,), generator=torch.Generator().manual_seed(5))
     native, torch_ = both_paths(lambda: [unit_sums(x, b, 6) for b in (bmu, bmu.int())])
     for s in (*native, *torch_): fct.test_eq(s.sums, native[0].sums)
 
 def test_complete_sums_asked_of_rows_with_gaps():
     "`masked=False` asks for the complete sums: NaN where a unit has a missing cell, with or without the compiled code."
     from fastsom.missing import unit_sums
-    x, bmu = with_gaps(500, 4, 0.25, seed=6), torch.randint(6, (500,), generator=torch.Generator().manual_seed(7))
+    x, bmu = with_gaps(500, 4, 0.25, seed=6, dtype=torch.float32), torch.randint(6, (500,), generator=torch.Generator().manual_seed(7))
     native, torch_ = both_paths(lambda: unit_sums(x, bmu, 6, masked=False))
     fct.test_eq(native.count.shape, (6, 1)); assert native.sums.isnan().all()
     for a, b in zip(native[2:], torch_[2:]): torch.testing.assert_close(a, b, equal_nan=True)
