@@ -223,3 +223,14 @@ def test_complete_sums_asked_of_rows_with_gaps():
     native, torch_ = both_paths(lambda: unit_sums(x, bmu, 6, masked=False))
     fct.test_eq(native.count.shape, (6, 1)); assert native.sums.isnan().all()
     for a, b in zip(native[2:], torch_[2:]): torch.testing.assert_close(a, b, equal_nan=True)
+
+def test_npy_file_without_the_kernels_is_the_same(tmp_path):
+    "A .npy file of complete rows, read in blocks from disk with one `ExactBatchMap` step an epoch: the same codebook bits."
+    import numpy as np
+    np.save(tmp_path / 'rows.npy', with_gaps(2000, 5, 0., seed=8, dtype=torch.float32).numpy())
+    def run():
+        learn = som_learner(som_dataloaders(tmp_path / 'rows.npy', valid_pct=0, bs=256), map_size=(5, 6), seed=0, metrics=[])
+        with learn.no_bar(), learn.no_logging(): learn.fit(3)
+        return learn.som.weight.detach().clone()
+    w1, w2 = both_paths(run)
+    assert torch.equal(w1, w2)
