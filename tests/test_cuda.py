@@ -78,8 +78,8 @@ def test_masked_search_and_loss_match_cpu(topology, toroidal, dtype):
     for rows in (x, x[:30]):  # all units, and the units a batch of few rows hits
         bmu = cpu.bmus(rows)
         for update in ('batchmap', 'kohonen'):
-            for (la, ga), (lb, gb) in [(loss_and_grad(cpu, bmu, rows, update), loss_and_grad(gpu, bmu.cuda(), rows.cuda(), update))]:
-                torch.testing.assert_close(lb, la, **tol); torch.testing.assert_close(gb, ga, **tol)
+            (la, ga), (lb, gb) = loss_and_grad(cpu, bmu, rows, update), loss_and_grad(gpu, bmu.cuda(), rows.cuda(), update)
+            torch.testing.assert_close(lb, la, **tol); torch.testing.assert_close(gb, ga, **tol)
         torch.testing.assert_close(SomLoss(gpu, reduction='none')(bmu.cuda(), rows.cuda()).cpu(),
                                    SomLoss(cpu, reduction='none')(bmu, rows), **tol)
 
