@@ -120,15 +120,16 @@ def _sum_threads(x:torch.Tensor) -> int:
     "Threads for the compiled sums: torch's thread count for a batch of at least 2**14 rows (each thread reads them all), else 1."
     return torch.get_num_threads() if len(x) >= 2**14 else 1
 
-def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool|None, units) -> UnitSums:
-    "`unit_sums` by the compiled kernel, which notices a missing cell on its own (`masked=None`)."
-    sums, slot = native_unit_sums(), slot.contiguous()
+def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool|None, units) -> UnitSums|None:
+    "`unit_sums` by the compiled kernel, which notices a missing cell on its own (`masked=None`); None for `masked=False` rows with one."
+    sums, slot = native_unit_sums(), slot.to(torch.long).contiguous()  # units of any integer type, as `index_add_` takes them
     if not masked:
         found = sums(x, slot, n_slots, threads=_sum_threads(x))
         if found is not None:
             count, sq, total = found
             count, sq = count.to(x.dtype)[:, None], sq[:, None]
             return UnitSums(len(x), units, count, total, sq, count, total, sq)
+        if masked is False: return None  # complete sums asked of rows with a missing cell: torch's, NaN and all
     ssq, total = sums(x, slot, n_slots, masked=True, threads=_sum_threads(x))
     x0, m, sq, sx0, sm = total.split(x.shape[1], 1)
     return UnitSums(len(x), units, m, x0, sq, sm, sx0, ssq[:, None])
@@ -136,14 +137,15 @@ def _native_sums(x:torch.Tensor, slot:torch.Tensor, n_slots:int, masked:bool|Non
 def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
               bmu:torch.Tensor, # each row's unit, [N]
               n_units:int, # units of the map
-              masked:bool|None=None, # the per-feature sums of rows with missing cells; None: where `x` has a missing cell
+              masked:bool|None=None, # True: the per-feature sums of rows with missing cells; False: the complete ones; None: whichever `x` needs
              ) -> UnitSums:
     "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
     units, slot = hit_slots(bmu, n_units)
     n_slots = n_units if units is None else len(units)
     if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2 and x.shape[1] > 0
         and x.stride(1) == 1 and not (x.requires_grad and torch.is_grad_enabled())):  # rows as the kernel reads them; it has no backward
-        return _native_sums(x, slot, n_slots, masked, units)
+        found = _native_sums(x, slot, n_slots, masked, units)
+        if found is not None: return found
     if masked is None: masked = has_missing(x)
     def add(v): return v.new_zeros(n_slots, v.shape[1]).index_add_(0, slot, v)
     if not masked:

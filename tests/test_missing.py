@@ -183,3 +183,37 @@ def test_training_on_one_or_two_threads_is_the_same():
                 weights.append(learn.som.weight.detach())
             fct.test_eq(weights[0], weights[1])
     finally: torch.set_num_threads(before)
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_masked_search_reranks_a_rounded_product(topology, toroidal, monkeypatch):
+    "Where torch may round float32 products (TF32 on a GPU, as its user allows), the masked search re-ranks candidates over present cells."
+    import fastsom.missing
+    monkeypatch.setattr(fastsom.missing, 'matmul_rounds', lambda device: True)  # the GPU's branch, run here
+    som = Som(6, (6, 8), topology, toroidal).double()
+    x = with_gaps(2000, 6, seed=16)
+    som.init_weights(x, 'samples', seed=0)
+    d2 = formula_dist2(x, som.weight.detach())
+    fct.test_eq(som.bmus(x), d2.argmin(1))
+    fct.test_eq(som.bmus(x, k=3), d2.topk(3, largest=False).indices)
+    small = som.float()  # float32 scores, re-ranked: the same units as float64 but for near-ties
+    assert (small.bmus(x.float()) == d2.argmin(1)).float().mean() > 0.999
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+def test_torch_path_keeps_to_the_device(topology, toroidal):
+    """The steps a GPU runs (the masked and dense block searches, the masked sums, energy and gradient) on the `meta` device: a tensor
+    made on the CPU among them (a `torch.arange` without `device`, a CPU generator's draw) would be an error here, as on CUDA."""
+    from fastsom.missing import masked_search, unit_sums, energy_from_sums
+    from fastsom.loss import mean_from_sums
+    som = Som(5, (6, 8), topology, toroidal).to('meta')
+    x, bmu = torch.empty(300, 5, device='meta'), torch.empty(300, dtype=torch.long, device='meta')
+    for k in (1, 3):
+        out = torch.empty(300, k, dtype=torch.long, device='meta')
+        fct.test_eq(masked_search(som, k)(x, out).device.type, 'meta')
+        fct.test_eq(som.block_search(k)(x, out).device.type, 'meta')
+    s = unit_sums(x, bmu, som.n_units, masked=True)  # all units: `torch.unique` of a few rows' units has no meta kernel (test_cuda.py runs it)
+    assert all(t.device.type == 'meta' for t in s[2:])
+    for per_unit in (True, False):
+        som.weight.grad = None
+        energy_from_sums(s, som.weight, som.neighborhood_table(), per_unit, 0.5).backward()
+        fct.test_eq(som.weight.grad.device.type, 'meta')
+    fct.test_eq(mean_from_sums(s, som.weight, som.neighborhood_table()).device.type, 'meta')

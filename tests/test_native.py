@@ -1,9 +1,11 @@
 "The compiled row minimum of the built package: built at install time, checked against argmin, optional."
 import os, subprocess, sys
+import pandas as pd
 import pytest, torch
 import fastcore.test as fct
 import fastsom.native
 from fastsom.native import native_kernels, row_minimum, agrees_with_argmin, native_first_lowest
+from fastsom.all import Som, som_dataloaders, som_learner
 
 def randn(*shape, seed=0): return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
@@ -121,3 +123,114 @@ def test_unit_sums_refuse_a_unit_out_of_range():
     f = fastsom.native.unit_sums_kernel()
     with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4)
     with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4, threads=2)
+
+# Every branch between the compiled code and torch's steps, end to end: the same run with the kernels and without.
+from contextlib import contextmanager
+from fastsom.native import native_unit_sums, native_split
+
+@contextmanager
+def torch_path():
+    """Torch's steps everywhere, as a user gets them with `FASTSOM_NATIVE=0`: the switch the three kernel getters all read.
+    Patching one getter's name would miss the modules that imported it by name; a fresh process per run costs seconds.
+    Their caches are cleared on the way in and out, so no choice leaks into other tests."""
+    getters = (native_first_lowest, native_unit_sums, native_split)
+    for g in getters: g.cache_clear()
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv('FASTSOM_NATIVE', '0')
+        try:
+            assert all(g() is None for g in getters)  # a comparison of the compiled code with itself would prove nothing
+            yield
+        finally:
+            for g in getters: g.cache_clear()
+
+def both_paths(run):
+    "`run()` with the compiled kernels, then with torch's steps."
+    if native_first_lowest() is None or native_unit_sums() is None: pytest.skip('fastsom was built without the extension')
+    native = run()
+    with torch_path(): return native, run()
+
+from test_missing import GRIDS, with_gaps  # tests/ is on the path, as pytest puts it there
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('share', [0., 0.25])
+def test_search_and_loss_without_the_kernels_are_the_same(topology, toroidal, dtype, share):
+    """`Som.bmus` (1 and 2 best, over blocks) and `SomLoss` (both updates; all units, a batch of few rows, which sums per hit unit, and
+    rows that are not contiguous) give the
+    same bits with and without the compiled code: the same argmin of the same scores, sums added in the same order. The loss a user
+    reads goes through the squared norms, which the kernel adds in another order: to 1e-6."""
+    from fastsom.loss import SomLoss
+    x = with_gaps(3000, 7, share, seed=1, dtype=dtype)
+    wide = torch.cat([x, x[:, :3]], 1)[:, :7]  # the same rows, further apart than their length
+    def run():
+        som = Som(7, (8, 9), topology, toroidal, block_bytes=2**14).to(dtype).init_weights(x, 'samples', seed=0)  # blocks of 56 rows
+        out = [som.bmus(x), som.bmus(x, k=2), som.bmus(wide)]
+        for rows in (x, x[:20], wide):
+            bmu = som.bmus(rows)
+            for update in ('batchmap', 'kohonen'):
+                som.weight.grad = None
+                loss = SomLoss(som, update, mass_floor=0.5)(bmu, rows)
+                loss.backward()
+                out += [loss.detach(), som.weight.grad.clone()]
+        return out
+    native, torch_ = both_paths(run)
+    for i, (a, b) in enumerate(zip(native, torch_)):
+        if a.dim() == 0: fct.test_close(a, b, eps=1e-6 * b.abs().item())
+        else: assert torch.equal(a, b), i
+
+@pytest.mark.parametrize('topology, toroidal', GRIDS)
+@pytest.mark.parametrize('share', [0., 0.25])
+@pytest.mark.parametrize('bs', [None, 300])
+def test_training_without_the_kernels_is_the_same(topology, toroidal, share, bs):
+    "`learn.fit` (one batch, or mini-batches summed by `ExactBatchMap`) ends on the same codebook bits, and `impute` fills the same values."
+    x = with_gaps(1500, 6, share, seed=2, dtype=torch.float32)
+    def run():
+        learn = som_learner(som_dataloaders(x, valid_pct=0, bs=bs, seed=0, device='cpu'), map_size=(6, 8), topology=topology,
+                            toroidal=toroidal, accumulate=bs is not None, seed=0, metrics=[])
+        with learn.no_bar(), learn.no_logging(): learn.fit(3)
+        return learn.som.weight.detach().clone(), learn.impute(x) if share else x
+    (w1, filled1), (w2, filled2) = both_paths(run)
+    assert torch.equal(w1, w2)
+    if share: pd.testing.assert_frame_equal(filled1, filled2)
+
+def test_table_file_without_the_kernels_is_the_same(tmp_path):
+    "A CSV file with blank cells, read in blocks with one `ExactBatchMap` step an epoch: the same codebook and the same filled table."
+    import numpy as np
+    df = pd.DataFrame(with_gaps(2000, 5, 0.2, seed=3, dtype=torch.float32).numpy(), columns=list('abcde'))
+    df.to_csv(tmp_path / 'gaps.csv', index=False)
+    def run():
+        learn = som_learner(som_dataloaders(tmp_path / 'gaps.csv', valid_pct=0, bs=256, folder=tmp_path), map_size=(5, 6), seed=0, metrics=[])
+        assert any(type(cb).__name__ == 'ExactBatchMap' for cb in learn.cbs)
+        with learn.no_bar(), learn.no_logging(): learn.fit(3)
+        return learn.som.weight.detach().clone(), learn.impute(df)
+    (w1, filled1), (w2, filled2) = both_paths(run)
+    assert torch.equal(w1, w2)
+    pd.testing.assert_frame_equal(filled1, filled2)
+    assert not filled1.isna().to_numpy().any() and np.array_equal(filled1.to_numpy()[df.notna().to_numpy()], df.to_numpy()[df.notna().to_numpy()])
+
+@pytest.mark.parametrize('share', [0., 0.25])
+def test_units_of_any_integer_type(share):
+    "The sums take each row's unit as `index_add_` does, int32 as well as int64, with or without the compiled code."
+    from fastsom.missing import unit_sums
+    x, bmu = with_gaps(500, 4, share, seed=4, dtype=torch.float32), torch.randint(6, (500,), generator=torch.Generator().manual_seed(5))
+    native, torch_ = both_paths(lambda: [unit_sums(x, b, 6) for b in (bmu, bmu.int())])
+    for s in (*native, *torch_): fct.test_eq(s.sums, native[0].sums)
+
+def test_complete_sums_asked_of_rows_with_gaps():
+    "`masked=False` asks for the complete sums: NaN where a unit has a missing cell, with or without the compiled code."
+    from fastsom.missing import unit_sums
+    x, bmu = with_gaps(500, 4, 0.25, seed=6, dtype=torch.float32), torch.randint(6, (500,), generator=torch.Generator().manual_seed(7))
+    native, torch_ = both_paths(lambda: unit_sums(x, bmu, 6, masked=False))
+    fct.test_eq(native.count.shape, (6, 1)); assert native.sums.isnan().all()
+    for a, b in zip(native[2:], torch_[2:]): torch.testing.assert_close(a, b, equal_nan=True)
+
+def test_npy_file_without_the_kernels_is_the_same(tmp_path):
+    "A .npy file of complete rows, read in blocks from disk with one `ExactBatchMap` step an epoch: the same codebook bits."
+    import numpy as np
+    np.save(tmp_path / 'rows.npy', with_gaps(2000, 5, 0., seed=8, dtype=torch.float32).numpy())
+    def run():
+        learn = som_learner(som_dataloaders(tmp_path / 'rows.npy', valid_pct=0, bs=256), map_size=(5, 6), seed=0, metrics=[])
+        with learn.no_bar(), learn.no_logging(): learn.fit(3)
+        return learn.som.weight.detach().clone()
+    w1, w2 = both_paths(run)
+    assert torch.equal(w1, w2)
