@@ -23,15 +23,22 @@ class Standardize:
     def __init__(self, mean:torch.Tensor, std:torch.Tensor): store_attr()
 
     @classmethod
-    def from_data(cls, x, chunk_rows:int=8192):
+    def from_data(cls, x, chunk_rows:int=8192,
+                  missing_ok:bool=False, # NaN cells are missing: statistics over each column's present values
+                 ):
         "Statistics of the rows of `x` (a tensor or a `RowFile`), in float64, one block of rows at a time."
-        shift = x[:1].double()
+        shift = x[:1].double().nan_to_num(nan=0.)  # a value near the data keeps the sums of squares accurate
         total, total_sq, n = 0., 0., 0
         for i in range(0, len(x), chunk_rows):
             c = x[i:i + chunk_rows].double()
-            check_finite(c, f'data (rows {i} to {i + len(c) - 1})')
-            c = c - shift
-            total, total_sq, n = total + c.sum(0), total_sq + (c * c).sum(0), n + len(c)
+            rows = f'data (rows {i} to {i + len(c) - 1})'
+            present = ~torch.isnan(c) if missing_ok and torch.isnan(c.sum()) else None
+            c = c - shift if present is None else torch.where(present, c - shift, 0.)
+            check_finite(c, rows)
+            count = len(c) if present is None else present.sum(0)
+            total, total_sq, n = total + c.sum(0), total_sq + (c * c).sum(0), n + count
+        if torch.is_tensor(n) and (n == 0).any():
+            raise ValueError(f"columns {(n == 0).nonzero()[:, 0].tolist()} have no present value: drop them")
         mean = total / n
         std = (total_sq / n - mean * mean).clamp(min=0).sqrt()
         return cls((mean + shift[0]).float(), torch.where(std > 1e-12, std, 1.).float())
@@ -317,7 +324,7 @@ def _file_dataloaders(path, valid_pct, bs, normalize, device, folder) -> SomData
     if len(train) == 0: raise ValueError(f"{path} has no rows to train on")
     bs = bs or 8192
     bs = check_positive('bs', bs, integer=True)
-    stats = Standardize.from_data(train)  # one pass that also checks every value is finite
+    stats = Standardize.from_data(train, missing_ok=True)  # one pass that checks every value is finite or missing (NaN)
     train_dl = SomDataLoader(train, stats if normalize else None, bs=bs, shuffle=False)
     valid_dl = SomDataLoader(valid, stats if normalize else None, bs=bs, shuffle=False)
     return SomDataLoaders(train_dl, valid_dl, feature_names=names, device=default_device() if device is None else device)

@@ -1,5 +1,5 @@
 "Training from files on disk, read in blocks: the same map as from memory."
-import numpy as np, pytest
+import numpy as np, pytest, torch
 import fastcore.test as fct
 from fastsom.all import som_dataloaders, som_learner, ExactBatchMap, load_dataset
 
@@ -66,3 +66,22 @@ def test_text_in_a_later_chunk_of_a_numeric_column(tmp_path):
     df.to_csv(tmp_path / 't.csv', index=False)
     fct.test_fail(lambda: table_to_rows(tmp_path / 't.csv', tmp_path, chunk_rows=100),
                   contains="column 'a' is not numeric (str), with values such as '?' (row 150)")
+
+
+def test_npy_with_blank_cells_trains_like_the_same_rows_in_memory(tmp_path):
+    "A .npy file with NaN cells streams in blocks on the masked path: same statistics and map as the rows in memory."
+    x = X.to_numpy(np.float32)
+    holed = np.where(np.random.default_rng(0).random(x.shape) < 0.2, np.nan, x).astype(np.float32)
+    np.save(tmp_path / 'holed.npy', holed)
+    dls = som_dataloaders(tmp_path / 'holed.npy', bs=50, valid_pct=0)
+    fct.test_close(dls.normalizer.mean, torch.from_numpy(np.nanmean(holed, 0)), eps=1e-4)
+    fct.test_close(dls.normalizer.std, torch.from_numpy(np.nanstd(holed, 0)), eps=1e-4)
+    from_file = som_learner(dls, map_size=(5, 5), seed=0, metrics=[])
+    in_memory = som_learner(som_dataloaders(holed, valid_pct=0, seed=0), map_size=(5, 5), seed=0, metrics=[])
+    for learn in (from_file, in_memory):
+        with learn.no_bar(), learn.no_logging(): learn.fit(3)
+    fct.test_close(from_file.som.weight, in_memory.som.weight, eps=1e-4)
+    fct.test_eq(from_file.bmus(holed).index, in_memory.bmus(holed).index)
+    holed[:, 2] = np.nan
+    np.save(tmp_path / 'blank_column.npy', holed)
+    fct.test_fail(lambda: som_dataloaders(tmp_path / 'blank_column.npy'), contains='columns [2] have no present value')
