@@ -33,7 +33,7 @@ BMUs = namedtuple('BMUs', ['index', 'position'])
 
 def _defines(obj, name:str) -> bool:
     "Whether `obj` itself has `name` (from its class, or set on it, as handlers passed to a `Callback`), not through fastai's `GetAttr`."
-    return hasattr(type(obj), name) or name in vars(obj)
+    return hasattr(type(obj), name) or name in getattr(obj, '__dict__', ())  # a plain list of batches too (fastai's `get_preds(dl=[b])`)
 
 class BatchLoss(AvgLoss):
     "fastai's `AvgLoss` (the mean loss over batches, weighted by their sizes), with a direct path for a batch of tensors."
