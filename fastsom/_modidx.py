@@ -423,6 +423,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'fastsom.learner.SomLearner.codebook': ('learner.html#somlearner.codebook', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.distrib_ctx': ('learner.html#somlearner.distrib_ctx', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.export': ('learner.html#somlearner.export', 'fastsom/learner.py'),
+                                 'fastsom.learner.SomLearner.fit': ('learner.html#somlearner.fit', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.lr_find': ('learner.html#somlearner.lr_find', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.predict': ('learner.html#somlearner.predict', 'fastsom/learner.py'),
                                  'fastsom.learner.SomLearner.show_results': ('learner.html#somlearner.show_results', 'fastsom/learner.py'),

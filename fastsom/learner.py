@@ -187,6 +187,14 @@ class SomLearner(Learner):
         import fastsom.distributed  # its import puts the real method in place of this one, also over fastai's, which would average
         return type(self).distrib_ctx(self, *args, **kwargs)
 
+    def fit(self, n_epoch, *args, **kwargs):
+        "fastai's `fit`, refused on loaders without training batches (`load_learner`'s), where it would train on nothing and record `None`."
+        if len(self.dls.train) == 0:
+            raise ValueError("this learner has no training data (an exported learner keeps none: load_learner gives it empty loaders), "
+                             "so fit would do nothing; to train it on, give it loaders of its training data first, whose standardisation "
+                             "the codebook is in: learn.dls = som_dataloaders(x, seed=...) as it was made")
+        return super().fit(n_epoch, *args, **kwargs)
+
     def lr_find(self, *args, **kwargs):
         "Refused: a SOM's learning rate has a natural value, 1, where each step is Kohonen's batch map."
         if not isinstance(self.loss_func, SomLoss): return super().lr_find(*args, **kwargs)
