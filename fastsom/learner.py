@@ -16,6 +16,7 @@ from fastai.torch_core import display_df, rank_distrib, num_distrib, defaults, f
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
+import fastai.callback.hook  # fastai's `Learner.summary` (without it, `learn.summary()` looks for `summary` on the model)
 from fastprogress.fastprogress import format_time
 from .som import Som
 from .loss import SomLoss
