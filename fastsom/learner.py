@@ -38,19 +38,29 @@ def _defines(obj, name:str) -> bool:
 
 class BatchLoss(AvgLoss):
     "fastai's `AvgLoss` (the mean loss over batches, weighted by their sizes), with a direct path for a batch of tensors."
-    def accumulate(self, learn):
+    def weighted(self, learn) -> tuple:
+        "The batch's loss times its size, and its size."
         y = learn.yb[0] if type(learn.yb) is tuple and learn.yb else None
         bs = y.shape[0] if type(y) is torch.Tensor else find_bs(learn.yb)
         loss = learn.loss.detach()  # the same value as fastai's `loss.mean()`, without an autograd node, nor a mean of one number
-        self.total += learn.to_detach(loss.mean() if loss.ndim else loss) * bs
+        return learn.to_detach(loss.mean() if loss.ndim else loss) * bs, bs
+    def accumulate(self, learn):
+        total, bs = self.weighted(learn)
+        self.total += total
         self.count += bs
 
 class EpochLoss(BatchLoss):
-    "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
+    "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs); `count`: the fit's batches."
+    def reset(self): self.total, self.samples, self.count = 0., 0, 0
     def accumulate(self, learn):
-        "Add the batch's loss, starting afresh at each epoch's first batch."
-        if learn.iter == 0: self.reset()
-        super().accumulate(learn)
+        "Add the batch's loss, starting afresh at each epoch's first batch, and count the batch (as fastai's smoothed loss)."
+        total, bs = self.weighted(learn)
+        if learn.iter == 0: self.total, self.samples = 0., 0
+        self.total += total
+        self.samples += bs
+        self.count += 1  # the `Recorder` draws each epoch's valid loss at this many steps (`iters`)
+    @property
+    def value(self): return self.total / self.samples if self.samples else None
 
 class SomRecorder(Recorder):
     "fastai's `Recorder` with a SOM's training loss (`EpochLoss`) and every step in `plot_loss`."
