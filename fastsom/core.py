@@ -38,13 +38,13 @@ def check_positive(name:str, # what the value is, as the user calls it: 'sigma',
                    value, # the value given
                    integer:bool=False, # require an int (not a float, not a bool)
                   ) -> float|int:
-    "`value` as a float (or an int with `integer=True`) if it is above zero, else a clear error."
+    "`value` as a float (or an int with `integer=True`) if it is above zero (and finite), else a clear error."
     if integer:
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0: return int(value)
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     try: v = float(value)
     except (TypeError, ValueError): raise TypeError(f"{name} must be a positive number, got {value!r}") from None
-    if not v > 0: raise ValueError(f"{name} must be positive, got {value!r}")
+    if not 0 < v < float('inf'): raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return v
 
 # %% ../nbs/00_core.ipynb #845d43fc

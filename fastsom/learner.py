@@ -16,6 +16,7 @@ from fastai.torch_core import display_df, rank_distrib, num_distrib, defaults, f
 from fastai.optimizer import SGD
 from fastai.callback.core import Callback, CancelBatchException, event
 from fastai.callback.fp16 import MixedPrecision
+import fastai.callback.hook  # fastai's `Learner.summary` (without it, `learn.summary()` looks for `summary` on the model)
 from fastprogress.fastprogress import format_time
 from .som import Som
 from .loss import SomLoss
@@ -33,23 +34,33 @@ BMUs = namedtuple('BMUs', ['index', 'position'])
 
 def _defines(obj, name:str) -> bool:
     "Whether `obj` itself has `name` (from its class, or set on it, as handlers passed to a `Callback`), not through fastai's `GetAttr`."
-    return hasattr(type(obj), name) or name in vars(obj)
+    return hasattr(type(obj), name) or name in getattr(obj, '__dict__', ())  # a plain list of batches too (fastai's `get_preds(dl=[b])`)
 
 class BatchLoss(AvgLoss):
     "fastai's `AvgLoss` (the mean loss over batches, weighted by their sizes), with a direct path for a batch of tensors."
-    def accumulate(self, learn):
+    def weighted(self, learn) -> tuple:
+        "The batch's loss times its size, and its size."
         y = learn.yb[0] if type(learn.yb) is tuple and learn.yb else None
         bs = y.shape[0] if type(y) is torch.Tensor else find_bs(learn.yb)
         loss = learn.loss.detach()  # the same value as fastai's `loss.mean()`, without an autograd node, nor a mean of one number
-        self.total += learn.to_detach(loss.mean() if loss.ndim else loss) * bs
+        return learn.to_detach(loss.mean() if loss.ndim else loss) * bs, bs
+    def accumulate(self, learn):
+        total, bs = self.weighted(learn)
+        self.total += total
         self.count += bs
 
 class EpochLoss(BatchLoss):
-    "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs)."
+    "The training loss as the mean over the epoch's batches so far (fastai's smoothed loss would mix epochs); `count`: the fit's batches."
+    def reset(self): self.total, self.samples, self.count = 0., 0, 0
     def accumulate(self, learn):
-        "Add the batch's loss, starting afresh at each epoch's first batch."
-        if learn.iter == 0: self.reset()
-        super().accumulate(learn)
+        "Add the batch's loss, starting afresh at each epoch's first batch, and count the batch (as fastai's smoothed loss)."
+        total, bs = self.weighted(learn)
+        if learn.iter == 0: self.total, self.samples = 0., 0
+        self.total += total
+        self.samples += bs
+        self.count += 1  # the `Recorder` draws each epoch's valid loss at this many steps (`iters`)
+    @property
+    def value(self): return self.total / self.samples if self.samples else None
 
 class SomRecorder(Recorder):
     "fastai's `Recorder` with a SOM's training loss (`EpochLoss`) and every step in `plot_loss`."
@@ -186,6 +197,14 @@ class SomLearner(Learner):
         "Train on all the processes `torchrun` or `accelerate launch` started, with fastsom's exact sums (see `fastsom.distributed`)."
         import fastsom.distributed  # its import puts the real method in place of this one, also over fastai's, which would average
         return type(self).distrib_ctx(self, *args, **kwargs)
+
+    def fit(self, n_epoch, *args, **kwargs):
+        "fastai's `fit`, refused on loaders without training batches (`load_learner`'s), where it would train on nothing and record `None`."
+        if len(self.dls.train) == 0:
+            raise ValueError("this learner has no training data (an exported learner keeps none: load_learner gives it empty loaders), "
+                             "so fit would do nothing; to train it on, give it loaders of its training data first, whose standardisation "
+                             "the codebook is in: learn.dls = som_dataloaders(x, seed=...) as it was made")
+        return super().fit(n_epoch, *args, **kwargs)
 
     def lr_find(self, *args, **kwargs):
         "Refused: a SOM's learning rate has a natural value, 1, where each step is Kohonen's batch map."

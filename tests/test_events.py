@@ -112,3 +112,22 @@ def test_a_loader_own_to_detach_is_used():
     learn.dls.valid.to_detach = lambda b, cpu=True, gather=True: calls.append(gather) or to_detach(b, cpu, gather=False)
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     assert calls and all(calls), calls
+
+def test_a_list_of_batches_as_loader():
+    "fastai's `get_preds(dl=[b])` (as `Learner.summary` calls it) takes a plain list of batches: the detach shortcut must not need a loader object."
+    import fastai.callback.hook  # fastai's `Learner.summary`
+    x, _ = load_dataset('iris')
+    learn = som_learner(som_dataloaders(x, seed=0, device='cpu'), map_size=(3, 3), seed=0)
+    b = learn.dls.valid.one_batch()
+    with learn.no_bar(): preds, targs = learn.get_preds(dl=[b])
+    fct.test_eq(preds, learn.som.bmus(b[0]))
+    with learn.no_bar(): assert 'Total params: 36' in str(learn.summary())
+
+def test_summary_with_fastsom_alone():
+    "`learn.summary()` works after `from fastsom.all import *` alone (it said \"'Som' object has no attribute 'summary'\")."
+    import subprocess, sys
+    code = ("from fastsom.all import *\nx, _ = load_dataset('iris')\n"
+            "learn = som_learner(som_dataloaders(x, seed=0, device='cpu'), map_size=(3, 3), seed=0)\n"
+            "with learn.no_bar(): print(learn.summary())")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert 'Total params: 36' in out.stdout, out.stderr[-500:]

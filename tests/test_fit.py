@@ -100,3 +100,18 @@ def test_every_learner_has_its_own_metrics():
     assert not set(map(id, a.metrics)) & set(map(id, b.metrics))
     fct.test_eq([m.name for m in b.metrics], ['quantization_error', 'topographic_error'])
     fct.test_close(quantization_error(a.som.weight.new_zeros(1, 64), torch.zeros(3, 64)), 0.)   # a plain function too
+
+def test_plot_loss_places_valid_losses_at_their_epochs():
+    "The valid losses sit at each epoch's last step, as fastai's `iters` (batches so far); they were all drawn at the epoch's row count."
+    import matplotlib.pyplot as plt
+    X, _ = load_dataset('digits')
+    for bs, n_batches in ((None, 1), (256, 7)):
+        learn = som_learner(som_dataloaders(X, seed=0, device='cpu', bs=bs), map_size=(4, 4), seed=0)
+        _fit(learn, 3)
+        fct.test_eq(learn.recorder.iters, [n_batches, 2 * n_batches, 3 * n_batches])
+        fct.test_eq(len(learn.recorder.losses), 3 * n_batches)
+        fig, ax = plt.subplots()
+        learn.recorder.plot_loss(ax=ax)
+        fct.test_eq(list(ax.lines[1].get_xdata()), learn.recorder.iters)
+        plt.close(fig)
+        fct.test_close(learn.recorder.values[-1][0], learn.recorder.losses[-1])   # train_loss: the last epoch's mean

@@ -74,3 +74,11 @@ def test_one_message_per_kind_of_bad_option():
     for make, name in [(lambda: Topography(4, temperature=0.), 'temperature'), (lambda: ConcreteSelector(5, 2, temperature=-1.), 'temperature'),
                        (lambda: Topography(4, power=0), 'power')]:
         fct.test_fail(make, contains=f"{name} must be positive")
+
+def test_infinite_radius_is_refused():
+    "sigma_end=inf was taken: the radius grew to infinity and every unit ended at the data's mean, without a word."
+    x = torch.randn(60, 3)
+    fct.test_fail(lambda: som_learner(som_dataloaders(x, device='cpu'), map_size=(3, 3), sigma_end=float('inf')),
+                  contains='sigma_end must be positive and finite')
+    learn = som_learner(som_dataloaders(x, device='cpu'), map_size=(3, 3))
+    fct.test_fail(lambda: setattr(learn.som, 'sigma', float('inf')), contains='sigma must be positive and finite')

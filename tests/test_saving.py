@@ -56,3 +56,14 @@ def test_get_preds_on_new_data_matches_bmus():
     preds, targets = learn.get_preds(dl=learn.dls.test_dl(X.iloc[:50], bs=16))
     fct.test_eq(preds, learn.bmus(X.iloc[:50]).index)
     fct.test_close(targets, learn.dls.encode(X.iloc[:50]))
+
+def test_fit_after_load_learner(tmp_path):
+    "An exported learner keeps no data: fit refuses (it recorded None and trained nothing), and fits on once given its loaders."
+    learn = fitted()
+    learn.export(tmp_path / 'som.pkl')
+    back = load_learner(tmp_path / 'som.pkl')
+    fct.test_fail(lambda: back.fit(2), contains='has no training data')
+    fct.test_fail(lambda: back.fit_one_cycle(2), contains='has no training data')
+    back.dls = som_dataloaders(X, seed=0, device='cpu')
+    with back.no_bar(), back.no_logging(): back.fit(2)
+    assert all(v is not None for v in back.recorder.values[-1]), back.recorder.values
