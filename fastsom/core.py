@@ -42,6 +42,7 @@ def check_positive(name:str, # what the value is, as the user calls it: 'sigma',
     if integer:
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0: return int(value)
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(value, (bool, np.bool_)): raise TypeError(f"{name} must be a positive number, got {value!r}")
     try: v = float(value)
     except (TypeError, ValueError): raise TypeError(f"{name} must be a positive number, got {value!r}") from None
     if not 0 < v < float('inf'): raise ValueError(f"{name} must be positive and finite, got {value!r}")

@@ -286,7 +286,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
                 neighborhood='gaussian', # name of a kernel, or a callable h(d2, sigma)
                 init:str='pca', # 'pca', 'samples' or 'random'
                 sigma:float|None=None, # starting radius; default half the longer side of the map
-                sigma_end:float|str|None='auto', # radius at the end of every fit, each fit starting where sigma is; 'auto': `default_sigma_end`; None: sigma stays as you set it
+                sigma_end:float|str|None='auto', # radius at the end of every fit, each fit starting where sigma is; 'auto': `default_sigma_end`, at most the starting radius; None: sigma stays as you set it
                 update:str='batchmap', # 'batchmap' or 'kohonen' (see `SomLoss`)
                 mass_floor:float|None=None, # damping of rarely hit units; default 0 for one batch per epoch, else 1
                 accumulate:bool|None=None, # one exact batch-map step per epoch over mini-batches; default: for data read from files
@@ -305,7 +305,7 @@ def som_learner(dls:SomDataLoaders, # from `som_dataloaders`
     train = dls.train.dataset
     sample = init_sample(train, seed)
     som.init_weights(sample if dls.normalizer is None else dls.normalizer.encode(sample), init, seed)
-    if isinstance(sigma_end, str): check_choice('sigma_end', sigma_end, ('auto',), ', a number, or None'); sigma_end = default_sigma_end(len(train), som.grid.shape)
+    if isinstance(sigma_end, str): check_choice('sigma_end', sigma_end, ('auto',), ', a number, or None'); sigma_end = min(default_sigma_end(len(train), som.grid.shape), som.sigma)
     if sigma_end is not None: check_positive('sigma_end', sigma_end)
     if accumulate is None: accumulate = not isinstance(train, torch.Tensor) and len(dls.train) > 1
     if mass_floor is None: mass_floor = 0. if len(dls.train) == 1 else 1.

@@ -82,3 +82,19 @@ def test_infinite_radius_is_refused():
                   contains='sigma_end must be positive and finite')
     learn = som_learner(som_dataloaders(x, device='cpu'), map_size=(3, 3))
     fct.test_fail(lambda: setattr(learn.som, 'sigma', float('inf')), contains='sigma must be positive and finite')
+
+
+def test_a_bool_is_not_a_radius():
+    "sigma_end=True was taken as a radius of 1."
+    x = torch.randn(60, 3)
+    fct.test_fail(lambda: som_learner(som_dataloaders(x, device='cpu'), map_size=(3, 3), sigma_end=True),
+                  contains='sigma_end must be a positive number, got True')
+
+
+def test_auto_end_radius_never_widens_a_map_started_small():
+    "With sigma=0.5 and sigma_end='auto' (1.0 here) the radius grew during the fit."
+    x = torch.randn(200, 3)
+    learn = som_learner(som_dataloaders(x, device='cpu'), map_size=(4, 4), sigma=0.5, metrics=[])
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    fct.test_eq(max(learn.recorder.hps['sigma']), 0.5)
+    fct.test_eq(learn.som.sigma, 0.5)
