@@ -198,6 +198,7 @@ def __iter__(self:SomDataLoader):
     self.randomize()
     self.before_iter()
     self._DataLoader__idxs = self.get_idxs()  # fastai's (private) name for the epoch's order
+    torch.empty((), dtype=torch.int64).random_()  # the seed PyTorch's iterator draws: torch's generator moves on as in fastai's loop
     for b in self.create_batches(self.sample()):
         if self.device is not None: b = to_device(b, self.device)
         yield self.after_batch(b)
@@ -257,7 +258,7 @@ class SomDataLoaders(DataLoaders):
 
     def new_empty(self):
         "The same loaders without their data, for `Learner.export`."
-        loaders = [dl.new(dl.dataset[:0]) for dl in self.loaders]
+        loaders = [dl.new(dl.dataset[:0].clone()) for dl in self.loaders]  # a copy: a view would pickle all the rows
         names = self.feature_names if self.named else None
         return type(self)(*loaders, feature_names=names, path=self.path, device=self.device)
 

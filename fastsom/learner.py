@@ -140,7 +140,7 @@ class SomLearner(Learner):
 
     def _handlers(self, event_name:str) -> list:
         "The callbacks to call for `event_name`, in order: found once for a given set of callbacks and orders, not at every event."
-        key = tuple([(cb, cb.order) for cb in self.cbs])
+        key = tuple([(cb, cb.order, len(cb.__dict__)) for cb in self.cbs])  # a callback given a new attribute (a handler?) is looked at again
         cached = self.__dict__.get('_dispatch')
         if cached is None or cached[0] != key: cached = self._dispatch = (key, {})
         table = cached[1]
@@ -148,6 +148,10 @@ class SomLearner(Learner):
             if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
             table[event_name] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _defines(cb, event_name)]
         return table[event_name]
+
+    def __getstate__(self):
+        "Pickle without the handler table, which may hold callbacks since removed."
+        return {k: v for k, v in super().__getstate__().items() if k != '_dispatch'}
 
     def _set_device(self, b):
         "fastai's, returning a batch of plain tensors already on the model's device as it is (fastai would move each to where it is)."

@@ -8,7 +8,7 @@ import torch
 from fastcore.basics import store_attr
 from .core import check_choice
 from .som import Som
-from .missing import UnitSums, has_missing, split_missing, hit_slots, unit_sums, energy_from_sums
+from .missing import UnitSums, has_missing, split_missing, check_units, hit_slots, unit_sums, energy_from_sums
 
 # %% auto #0
 __all__ = ['UPDATES', 'som_energy', 'sample_energy', 'mean_from_sums', 'mean_energy', 'SomLoss']
@@ -49,6 +49,7 @@ def sample_energy(x:torch.Tensor, # samples, [N, D], missing cells NaN
                   kernel:torch.Tensor, # neighbourhood weights between units, [M, M]
                  ) -> torch.Tensor:
     "Each sample's energy, `[N]`: half its squared distances to the units, weighted by its BMU's kernel row normalised to sum 1."
+    check_units(bmu, len(x), len(weight))
     units, row = hit_slots(bmu, len(weight))
     if has_missing(x): return _masked_sample_energy(x, weight, units, row, kernel)
     kw, kw2 = _smoothed_codebook(weight, kernel, units)

@@ -13,8 +13,8 @@ from .distance import is_euclidean
 
 # %% auto #0
 __all__ = ['has_missing', 'split_missing', 'empty_rows_error', 'check_rows_present', 'masked_sqdist', 'present_distance',
-           'masked_search', 'masked_bmus', 'UnitSums', 'hit_slots', 'unit_sums', 'energy_from_sums', 'masked_energy',
-           'unit_presence', 'mean_filled']
+           'masked_search', 'masked_bmus', 'UnitSums', 'check_units', 'hit_slots', 'unit_sums', 'energy_from_sums',
+           'masked_energy', 'unit_presence', 'mean_filled']
 
 # %% ../nbs/03a_missing.ipynb #4f0fb8b9
 def has_missing(x:torch.Tensor) -> bool:
@@ -111,6 +111,13 @@ class UnitSums(NamedTuple):
     scaled_sums: torch.Tensor # `sums` weighted alike
     scaled_sq: torch.Tensor # sum of the weighted squared norms, [H, 1]
 
+def check_units(bmu:torch.Tensor, rows:int, n_units:int):
+    "Raise a clear error unless `bmu` holds one unit index in `[0, n_units)` per row, as integers."
+    if bmu.dtype.is_floating_point or bmu.dtype.is_complex or bmu.dtype == torch.bool or bmu.shape != (rows,):
+        raise ValueError(f"best-matching units must be {rows} integers, one per row; got {bmu.dtype} of shape {tuple(bmu.shape)}")
+    if rows and bmu.device.type != 'meta' and not (0 <= int(bmu.min()) and int(bmu.max()) < n_units):  # meta tensors have no values
+        raise ValueError(f"best-matching units must lie in [0, {n_units}); got {int(bmu.min())} to {int(bmu.max())}")
+
 def hit_slots(bmu:torch.Tensor, n_units:int):
     "Units with a slot (None: all, for a batch of more than half as many rows as units) and each row's slot."
     if len(bmu) > n_units // 2: return None, bmu
@@ -140,10 +147,11 @@ def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
               masked:bool|None=None, # True: the per-feature sums of rows with missing cells; False: the complete ones; None: whichever `x` needs
              ) -> UnitSums:
     "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
+    check_units(bmu, len(x), n_units)
     units, slot = hit_slots(bmu, n_units)
     n_slots = n_units if units is None else len(units)
     if (native_unit_sums() is not None and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 2 and x.shape[1] > 0
-        and x.stride(1) == 1 and not (x.requires_grad and torch.is_grad_enabled())):  # rows as the kernel reads them; it has no backward
+        and len(x) > 0 and x.stride(1) == 1 and x.stride(0) >= x.shape[1] and not (x.requires_grad and torch.is_grad_enabled())):  # rows as the kernel reads them; it has no backward
         found = _native_sums(x, slot, n_slots, masked, units)
         if found is not None: return found
     if masked is None: masked = has_missing(x)

@@ -115,7 +115,7 @@ def split_kernel(version:str|None=None, # one of `sums_versions()`; default the 
     def split_missing_rows(x:torch.Tensor) -> torch.Tensor:
         _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
                "a 2-D float32 CPU table of at least one column with contiguous rows", x, 'split_missing')
-        out = torch.empty(len(x), 2 * x.shape[1])
+        out = torch.empty(len(x), 2 * x.shape[1], dtype=torch.float32)  # float32 whatever torch's default dtype
         _native.split_missing(x.data_ptr(), len(x), x.shape[1], x.stride(0), out.data_ptr(), out.stride(0), *extra)
         return out
     return split_missing_rows

@@ -307,7 +307,7 @@ class TargetDataLoaders(SomDataLoaders):
 
     def new_empty(self):
         "The same loaders without their data, for `Learner.export`."
-        loaders = [dl.new(dl.dataset[:0]) for dl in self.loaders]
+        loaders = [dl.new(dl.dataset[:0].clone()) for dl in self.loaders]
         return type(self)(*loaders, target_names=self.target_names, classes=self.classes,
                           feature_names=self.feature_names if self.named else None, path=self.path, device=self.device)
 
@@ -339,7 +339,7 @@ class TableTargetDataLoaders(TargetDataLoaders):
 
     def new_empty(self):
         "The same loaders without their data, for `Learner.export`."
-        return type(self)(*[dl.new(dl.dataset[:0]) for dl in self.loaders], encoder=self.encoder, target_names=self.target_names,
+        return type(self)(*[dl.new(dl.dataset[:0].clone()) for dl in self.loaders], encoder=self.encoder, target_names=self.target_names,
                           classes=self.classes, path=self.path, device=self.device)
 
 # %% ../nbs/15_supervised.ipynb #7a54e2f6

@@ -266,7 +266,7 @@ class TableDataLoaders(SomDataLoaders):
 
     def new_empty(self):
         "The same loaders without their data, for `Learner.export`."
-        return type(self)(*[dl.new(dl.dataset[:0]) for dl in self.loaders], encoder=self.encoder, path=self.path, device=self.device)
+        return type(self)(*[dl.new(dl.dataset[:0].clone()) for dl in self.loaders], encoder=self.encoder, path=self.path, device=self.device)
 
 # %% ../nbs/06a_tabular.ipynb #b13dbadb
 def is_table(data) -> bool:

@@ -66,7 +66,7 @@ def test_same_records_as_fastai(monkeypatch):
         for a, b in zip(ours[1:], theirs[1:]): fct.test_eq(a, b)
 
 def test_handlers_found_once_per_set_of_callbacks(monkeypatch):
-    "The handlers of each event are looked up once, not at every event; a callback added later gets its events."
+    "The handlers of each event are looked up once per set of callbacks and attributes, not at every event; a callback added later gets its events."
     import fastsom.learner as fl
     from fastai.callback.core import Callback
     x, _ = load_dataset('iris')
@@ -76,6 +76,8 @@ def test_handlers_found_once_per_set_of_callbacks(monkeypatch):
     looked = []
     defines = fl._defines
     monkeypatch.setattr(fl, '_defines', lambda obj, name: (name == 'to_detach' or not looked.append(name)) and defines(obj, name))
+    with learn.no_logging(): learn.fit(1)  # a callback's attributes changed as the last fit ended: looked up again once
+    looked.clear()
     with learn.no_logging(): learn.fit(3)
     fct.test_eq(looked, [])
     class Count(Callback):
@@ -131,3 +133,29 @@ def test_summary_with_fastsom_alone():
             "with learn.no_bar(): print(learn.summary())")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert 'Total params: 36' in out.stdout, out.stderr[-500:]
+
+
+def test_a_handler_set_on_a_callback_later_is_called():
+    "Handlers were worked out once per set of callbacks: `cb.after_epoch = f` after a first fit was never called."
+    import torch
+    from fastai.callback.core import Callback
+    learn = som_learner(som_dataloaders(torch.randn(100, 3), device='cpu'), map_size=(3, 3), metrics=[])
+    cb = Callback()
+    learn.add_cb(cb)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+        calls = []
+        cb.after_epoch = lambda: calls.append(1)
+        learn.fit(2)
+    fct.test_eq(len(calls), 2)
+
+
+def test_the_loop_moves_torchs_generator_as_fastais_does():
+    "The loader's own loop skipped the seed PyTorch's iterator draws, so seeded runs using torch's generator changed."
+    import torch
+    from fastai.data.load import DataLoader
+    from fastsom.data import SomDataLoader
+    dl = SomDataLoader(torch.randn(100, 3), bs=32)
+    torch.manual_seed(0); list(dl); ours = torch.rand(1)
+    torch.manual_seed(0); list(DataLoader.__iter__(dl)); fastais = torch.rand(1)
+    fct.test_eq(ours, fastais)

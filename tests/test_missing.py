@@ -217,3 +217,37 @@ def test_torch_path_keeps_to_the_device(topology, toroidal):
         energy_from_sums(s, som.weight, som.neighborhood_table(), per_unit, 0.5).backward()
         fct.test_eq(som.weight.grad.device.type, 'meta')
     fct.test_eq(mean_from_sums(s, som.weight, som.neighborhood_table()).device.type, 'meta')
+
+
+def test_split_is_right_whatever_the_default_dtype():
+    "The compiled [x0, m] wrote float32 into a buffer of torch's default dtype: garbage under float64."
+    from fastsom.native import native_split
+    split = native_split()
+    if split is None: pytest.skip('fastsom was built without its compiled kernels')
+    x = torch.tensor([[1., float('nan'), 3.], [4., 5., float('nan')]])
+    old = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        got = split(x)
+    finally: torch.set_default_dtype(old)
+    fct.test_eq(got, torch.tensor([[1., 0., 3., 1., 0., 1.], [4., 5., 0., 1., 1., 0.]]))
+
+
+def test_units_out_of_range_or_not_integers_are_refused():
+    "A negative unit in a small batch silently took the last unit's kernel row; float units were truncated."
+    from fastsom.loss import som_energy, sample_energy
+    w, kernel = torch.randn(16, 3), torch.eye(16)
+    x = torch.randn(4, 3)
+    for bmu in (torch.tensor([0, 1, 2, -1]), torch.tensor([0, 1, 2, 16])):
+        fct.test_fail(lambda: som_energy(x, w, bmu, kernel), contains='must lie in [0, 16)')
+        fct.test_fail(lambda: sample_energy(x, w, bmu, kernel), contains='must lie in [0, 16)')
+    fct.test_fail(lambda: som_energy(x, w, torch.tensor([0., 1.7, 2., 3.]), kernel), contains='integers')
+    fct.test_fail(lambda: som_energy(x, w, torch.tensor([0, 1, 2]), kernel), contains='4 integers')
+
+
+def test_rows_of_any_strides_give_torchs_sums():
+    "Rows with a zero row stride (an expanded row) made the compiled sums raise where torch's path answers."
+    from fastsom.loss import som_energy
+    row = torch.randn(1, 3).expand(20, 3)
+    w, kernel, bmu = torch.randn(16, 3), torch.eye(16), torch.arange(20) % 16
+    fct.test_close(som_energy(row, w, bmu, kernel), som_energy(row.contiguous(), w, bmu, kernel), eps=1e-5)

@@ -67,3 +67,11 @@ def test_fit_after_load_learner(tmp_path):
     back.dls = som_dataloaders(X, seed=0, device='cpu')
     with back.no_bar(), back.no_logging(): back.fit(2)
     assert all(v is not None for v in back.recorder.values[-1]), back.recorder.values
+
+
+def test_export_keeps_no_training_rows(tmp_path):
+    "`new_empty` kept a view of the training rows, so export pickled all of them (4 MB for 50,000 x 20)."
+    x = torch.randn(50_000, 20)
+    learn = som_learner(som_dataloaders(x, device='cpu'), map_size=(3, 3), metrics=[])
+    learn.export(tmp_path / 'm.pkl')
+    assert (tmp_path / 'm.pkl').stat().st_size < 1_000_000, (tmp_path / 'm.pkl').stat().st_size
