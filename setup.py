@@ -1,4 +1,5 @@
-"""The compiled part of fastsom: one optional C extension, `fastsom._native` (the CPU search's row minimum).
+"""The compiled part of fastsom: one optional C extension, `fastsom._native` (the CPU search's row minimum,
+the per-unit sums of a batch and the split of rows with missing cells).
 
 Everything else is in pyproject.toml. Where no C compiler works, the build goes on without it and fastsom
 uses torch's own steps, which give the same units (`fastsom.native`)."""

@@ -186,7 +186,6 @@ def items(self:SomDataLoader):
                               "SomInterpretation.from_learner(learn).plot_top_losses(k) (and .top_losses(k) for the numbers)")
 
 # %% ../nbs/06_data.ipynb #7d2903e6
-from fastcore.basics import patch
 from fastai.torch_core import to_device
 
 @patch

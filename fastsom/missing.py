@@ -146,7 +146,7 @@ def unit_sums(x:torch.Tensor, # rows, missing cells as NaN, [N, D]
               n_units:int, # units of the map
               masked:bool|None=None, # True: the per-feature sums of rows with missing cells; False: the complete ones; None: whichever `x` needs
              ) -> UnitSums:
-    "Per-unit sums of the rows of `x`, in one pass on the CPU: everything the update and the mean energy need."
+    "Per-unit sums of the rows of `x` (on the CPU one compiled pass, two where a missing cell is found): everything the update and the mean energy need."
     check_units(bmu, len(x), n_units)
     units, slot = hit_slots(bmu, n_units)
     n_slots = n_units if units is None else len(units)
