@@ -115,8 +115,9 @@ def check_units(bmu:torch.Tensor, rows:int, n_units:int):
     "Raise a clear error unless `bmu` holds one unit index in `[0, n_units)` per row, as integers."
     if bmu.dtype.is_floating_point or bmu.dtype.is_complex or bmu.dtype == torch.bool or bmu.shape != (rows,):
         raise ValueError(f"best-matching units must be {rows} integers, one per row; got {bmu.dtype} of shape {tuple(bmu.shape)}")
-    if rows and bmu.device.type != 'meta' and not (0 <= int(bmu.min()) and int(bmu.max()) < n_units):  # meta tensors have no values
-        raise ValueError(f"best-matching units must lie in [0, {n_units}); got {int(bmu.min())} to {int(bmu.max())}")
+    if rows and bmu.device.type != 'meta':  # meta tensors have no values
+        lo, hi = (int(v) for v in torch.aminmax(bmu))
+        if lo < 0 or hi >= n_units: raise ValueError(f"best-matching units must lie in [0, {n_units}); got {lo} to {hi}")
 
 def hit_slots(bmu:torch.Tensor, n_units:int):
     "Units with a slot (None: all, for a batch of more than half as many rows as units) and each row's slot."

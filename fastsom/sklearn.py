@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data, check_array, column_or_1d
 from fastai.callback.core import Callback, CancelValidException
-from .core import seeded, check_choice, check_positive
+from .core import check_choice, check_positive
 from .data import Standardize, som_dataloaders
 from .learner import SomLearner, som_learner
 from .interpret import SomInterpretation
@@ -55,7 +55,7 @@ class _SomEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         dls = som_dataloaders(x, valid_pct=0, normalize=normalize, device=self.device)
         learn = som_learner(dls, map_size=size, topology=self.topology, toroidal=self.toroidal, sigma=self.sigma,
                             sigma_end=self.sigma_end, init=self.init, metrics=[], cbs=SkipValidation(), seed=seed)
-        with seeded(seed), learn.no_bar(), learn.no_logging(): learn.fit(self.epochs)
+        with learn.no_bar(), learn.no_logging(): learn.fit(self.epochs)
         learn.dls = learn.dls.new_empty()  # keep the map, not the data
         return learn
 
