@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#ifdef _OPENMP  /* built with -fopenmp where the compiler has it: the work of a call is shared by a team of threads, taken from
+                   the OpenMP runtime torch already loaded (one libgomp.so.1 per process), so no thread of torch's spins idle beside ours */
+#include <omp.h>
+#define TEAM_SLICE(n, lo, hi) int64_t lo = (int64_t)(n) * omp_get_thread_num() / omp_get_num_threads(), \
+                                      hi = (int64_t)(n) * (omp_get_thread_num() + 1) / omp_get_num_threads()
+#else
+#define TEAM_SLICE(n, lo, hi) int64_t lo = 0, hi = (n)
+#endif
 
 /* Two versions of one kernel, for AVX-512 and for AVX2 (a plain C loop was slower than torch's own steps):
    out[r] = column of the lowest `scores[r, c] + bias[c]` of row r of a [rows, cols] float32 array whose rows start
@@ -269,7 +277,9 @@ static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
     unsigned long long scores, bias, out;
     long long rows, cols, row_stride;
     const char *name = NULL;
-    if (!PyArg_ParseTuple(args, "KLLLKK|s", &scores, &rows, &cols, &row_stride, &bias, &out, &name)) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "KLLLKK|zi", &scores, &rows, &cols, &row_stride, &bias, &out, &name, &threads)) return NULL;
+    if (threads < 1) { PyErr_Format(PyExc_ValueError, "first_lowest_rows: threads must be at least 1, got %d", threads); return NULL; }
     if (!n_kernels) { PyErr_SetString(PyExc_RuntimeError, "first_lowest_rows: no kernel for this processor"); return NULL; }
     kernel_fn kernel = kernels[0];
     if (name) {
@@ -284,8 +294,12 @@ static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS  /* other Python threads (another block's product) run meanwhile */
-    kernel((const float *)(uintptr_t)scores, rows, cols, row_stride, (const float *)(uintptr_t)bias,
-                      (int64_t *)(uintptr_t)out);
+    #pragma omp parallel num_threads(threads) if(threads > 1 && rows >= 2 * threads)
+    {
+        TEAM_SLICE(rows, lo, hi);  /* this thread's rows */
+        kernel((const float *)(uintptr_t)scores + lo * row_stride, hi - lo, cols, row_stride, (const float *)(uintptr_t)bias,
+               (int64_t *)(uintptr_t)out + lo);
+    }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -300,13 +314,12 @@ static PyObject *py_kernels(PyObject *self, PyObject *args) { return names_tuple
 
 static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
     unsigned long long x, slot, count, sq, sums;
-    long long rows, cols, row_stride, n_slots, part = 0, parts = 1;
-    int masked, i = 0;
+    long long rows, cols, row_stride, n_slots;
+    int masked, i = 0, threads = 1;
     const char *name = NULL;
-    if (!PyArg_ParseTuple(args, "KLLLKLpKKK|zLL", &x, &rows, &cols, &row_stride, &slot, &n_slots, &masked, &count, &sq, &sums, &name,
-                          &part, &parts)) return NULL;
-    if (parts < 1 || part < 0 || part >= parts) { PyErr_Format(PyExc_ValueError, "unit_sums: part %lld of %lld parts", part, parts); return NULL; }
-    int64_t lo = n_slots * part / parts, hi = n_slots * (part + 1) / parts;  /* this call's units: another thread may add the others' */
+    if (!PyArg_ParseTuple(args, "KLLLKLpKKK|zi", &x, &rows, &cols, &row_stride, &slot, &n_slots, &masked, &count, &sq, &sums, &name,
+                          &threads)) return NULL;
+    if (threads < 1) { PyErr_Format(PyExc_ValueError, "unit_sums: threads must be at least 1, got %d", threads); return NULL; }
     while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
     if (i == n_sums) { PyErr_Format(PyExc_ValueError, "unit_sums: no version %s on this processor", name); return NULL; }
     if (rows < 0 || cols < 1 || n_slots < 1 || (rows > 1 && row_stride < cols) || (rows > 0 && (!x || !slot)) || !sq || !sums || (!masked && !count)) {
@@ -314,26 +327,33 @@ static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
                      "got rows=%lld cols=%lld row_stride=%lld n_slots=%lld", rows, cols, row_stride, n_slots);
         return NULL;
     }
-    float *lanes = calloc((size_t)(hi - lo) * LANES, sizeof(float));  /* squared norms per slot, in 16 lanes until the end */
+    float *lanes = calloc((size_t)n_slots * LANES, sizeof(float));  /* squared norms per slot, in 16 lanes until the end */
     if (!lanes) return PyErr_NoMemory();
-    int bad;
+    int bad = 0;  /* bit 1: a row with a NaN cell; bit 2: a unit out of range */
     Py_BEGIN_ALLOW_THREADS
-    if (masked) bad = masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots, lo, hi,
-                                       (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
-    else bad = sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots, lo, hi,
-                         (int64_t *)(uintptr_t)count, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes);
+    /* each thread adds the rows of its own units, all rows read in order: the same sums for any number of threads */
+    #pragma omp parallel num_threads(threads) if(threads > 1) reduction(|: bad)
+    {
+        TEAM_SLICE(n_slots, lo, hi);  /* this thread's units */
+        int found = masked ? masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
+                                                     lo, hi, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes + lo * LANES)
+                           : sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
+                                              lo, hi, (int64_t *)(uintptr_t)count, (float *)(uintptr_t)sq, (float *)(uintptr_t)sums, lanes + lo * LANES);
+        bad |= found < 0 ? 2 : found;
+    }
     Py_END_ALLOW_THREADS
     free(lanes);
-    if (bad < 0) { PyErr_Format(PyExc_ValueError, "unit_sums: a unit index outside [0, %lld)", n_slots); return NULL; }
-    return PyBool_FromLong(bad);  /* without `masked`: whether a row had a NaN cell (the sums are then unfinished) */
+    if (bad & 2) { PyErr_Format(PyExc_ValueError, "unit_sums: a unit index outside [0, %lld)", n_slots); return NULL; }
+    return PyBool_FromLong(bad & 1);  /* without `masked`: whether a row had a NaN cell (the sums are then unfinished) */
 }
 
 static PyObject *py_split_missing(PyObject *self, PyObject *args) {
     unsigned long long x, out;
     long long rows, cols, row_stride, out_stride;
     const char *name = NULL;
-    int i = 0;
-    if (!PyArg_ParseTuple(args, "KLLLKL|s", &x, &rows, &cols, &row_stride, &out, &out_stride, &name)) return NULL;
+    int i = 0, threads = 1;
+    if (!PyArg_ParseTuple(args, "KLLLKL|zi", &x, &rows, &cols, &row_stride, &out, &out_stride, &name, &threads)) return NULL;
+    if (threads < 1) { PyErr_Format(PyExc_ValueError, "split_missing: threads must be at least 1, got %d", threads); return NULL; }
     while (name && i < n_sums && strcmp(name, sums_names[i])) i++;
     if (i == n_sums) { PyErr_Format(PyExc_ValueError, "split_missing: no version %s on this processor", name); return NULL; }
     if (rows < 0 || cols < 1 || (rows > 1 && (row_stride < cols || out_stride < 2 * cols)) || (rows > 0 && (!x || !out))) {
@@ -342,28 +362,41 @@ static PyObject *py_split_missing(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    split_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (float *)(uintptr_t)out, out_stride);
+    #pragma omp parallel num_threads(threads) if(threads > 1 && rows >= 2 * threads)
+    {
+        TEAM_SLICE(rows, lo, hi);  /* this thread's rows */
+        split_versions[i]((const float *)(uintptr_t)x + lo * row_stride, hi - lo, cols, row_stride, (float *)(uintptr_t)out + lo * out_stride, out_stride);
+    }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
 static PyObject *py_sums_versions(PyObject *self, PyObject *args) { return names_tuple(sums_names, n_sums); }
 
+static PyObject *py_openmp(PyObject *self, PyObject *args) {
+#ifdef _OPENMP
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"openmp", py_openmp, METH_NOARGS, "Whether this module was built with OpenMP: whether `threads` shares a call's work (else it runs on one thread)."},
     {"split_missing", py_split_missing, METH_VARARGS,
-     "split_missing(x, rows, cols, row_stride, out, out_stride, version=None): out[r] = [x0 | m] for each float32 row of x: the row "
-     "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions()."},
+     "split_missing(x, rows, cols, row_stride, out, out_stride, version=None, threads=1): out[r] = [x0 | m] for each float32 row of x: the row "
+     "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions(); `threads`: rows shared by that many threads."},
     {"sums_versions", py_sums_versions, METH_NOARGS, "Names of the versions of unit_sums this processor runs, the one used by default first."},
     {"unit_sums", py_unit_sums, METH_VARARGS,
-     "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None, part=0, parts=1): adds each float32 row of x (rows row_stride "
+     "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None, threads=1): adds each float32 row of x (rows row_stride "
      "floats apart) into the int64 slot[r] of: int64 count[n_slots], float32 sq[n_slots] (squared norms) and sums[n_slots, cols]; "
      "with masked (rows with NaN cells): float32 sq[n_slots] (sum of s * ||x0||^2) and sums[n_slots, 5 * cols] = [x0 | m | x0^2 | s x0 | s m], "
-     "s = cols / present cells (count unused). `version`: one of sums_versions(), default (None) the first; with `part`, `parts`: only "
-     "the slots [n_slots * part / parts, n_slots * (part + 1) / parts), so that threads can share the work, each adding its own slots."},
+     "s = cols / present cells (count unused). `version`: one of sums_versions(), default (None) the first; `threads`: slots shared by "
+     "that many threads, each reading every row and adding those of its own slots (the same sums for any number of threads)."},
     {"kernels", py_kernels, METH_NOARGS, "Names of the kernels this processor runs, the one used by default first."},
     {"first_lowest_rows", py_first_lowest_rows, METH_VARARGS,
-     "first_lowest_rows(scores, rows, cols, row_stride, bias, out, kernel=None): addresses of a float32 [rows, cols] table with rows "
-     "row_stride floats apart, of float32 [cols] biases and of int64 [rows] results; out[r] = argmin_c scores[r, c] + bias[c]. `kernel`: one of kernels(), default the first."},
+     "first_lowest_rows(scores, rows, cols, row_stride, bias, out, kernel=None, threads=1): addresses of a float32 [rows, cols] table with rows "
+     "row_stride floats apart, of float32 [cols] biases and of int64 [rows] results; out[r] = argmin_c scores[r, c] + bias[c]. `kernel`: one of kernels(), default the first; `threads`: rows shared by that many threads."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The compiled row minimum of fastsom's CPU search and the per-unit sums of its update.",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 import torch
-from .som import Som, k_lowest, matmul_rounds, score_product, native_search, in_threads, RERANK_CANDIDATES
+from .som import Som, k_lowest, score_product, in_threads
 from .native import native_first_lowest, native_split, native_unit_sums
 from .distance import is_euclidean
 
@@ -67,14 +67,15 @@ def masked_search(som:Som, k:int=1):
                          "train with distance='sqeuclidean' or 'euclidean', or fill the missing cells first")
     w = som.weight.detach()
     product = score_product(torch.cat([-2 * w, w * w], 1))  # `[x0, m] @ [-2w, w*w]^T` on torch's fastest kernel
-    n_cand = min(som.n_units, k + RERANK_CANDIDATES - 1) if matmul_rounds(w.device) else k
-    pick, no_bias = (native_first_lowest(), w.new_zeros(som.n_units)) if n_cand == 1 and native_search(w.device, w.dtype) else (None, None)
+    n_cand = som.search_candidates(k)
+    pick, no_bias = (native_first_lowest(), w.new_zeros(som.n_units)) if som.compiled_pick(k) else (None, None)
     split = native_split() if w.device.type == 'cpu' and w.dtype == torch.float32 else None
     def search(xb, out):
-        xm = split(xb) if split is not None else torch.cat(split_missing(xb), 1)  # [x0, m]: one compiled pass on the CPU
+        threads = torch.get_num_threads()  # 1 in the threads of `in_threads`
+        xm = split(xb, threads) if split is not None else torch.cat(split_missing(xb), 1)  # [x0, m]: one compiled pass on the CPU
         x0, m = xm.chunk(2, 1)
         scores = product(xm)
-        if pick is not None: pick(scores, no_bias, out)  # the compiled row minimum, as in `Som.bmus`
+        if pick is not None: pick(scores, no_bias, out, threads)  # the compiled row minimum, as in `Som.bmus`
         elif n_cand == k: out.copy_(k_lowest(scores, k))
         else:
             cand = k_lowest(scores, n_cand)
@@ -95,7 +96,7 @@ def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
         gone = search(x[i:i + step], out[i:i + step])
         if gone.any(): empty[i] = i + gone.nonzero()[:, 0]
     starts = range(0, len(x), step)
-    in_threads(one_block, starts, som.search_threads(len(starts)))  # blocks in threads, as `Som.bmus` runs them
+    in_threads(one_block, starts, som.search_threads(len(starts), k))  # blocks in threads, as `Som.bmus` runs them
     if empty: raise empty_rows_error(torch.cat([empty[i] for i in sorted(empty)]))
     return out[:, 0] if k == 1 else out
 

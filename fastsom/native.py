@@ -5,19 +5,22 @@
 # %% ../nbs/02a_native.ipynb #9a1c0e03
 from __future__ import annotations
 import functools, os
-from concurrent.futures import ThreadPoolExecutor
 import torch
 try: from fastsom import _native  # the compiled extension, absent where fastsom was installed without a C compiler
 except ImportError: _native = None
 
 # %% auto #0
-__all__ = ['native_kernels', 'row_minimum', 'agrees_with_argmin', 'native_first_lowest', 'sums_versions', 'unit_sums_kernel',
-           'native_unit_sums', 'split_kernel', 'native_split']
+__all__ = ['native_kernels', 'native_openmp', 'row_minimum', 'agrees_with_argmin', 'native_first_lowest', 'sums_versions',
+           'unit_sums_kernel', 'native_unit_sums', 'split_kernel', 'native_split']
 
 # %% ../nbs/02a_native.ipynb #9a1c0e06
 def native_kernels() -> tuple[str, ...]:
     "Names of the compiled row-minimum kernels this processor runs, the default first; `()` where fastsom was built without them."
     return _native.kernels() if _native is not None else ()
+
+def native_openmp() -> bool:
+    "Whether the compiled code shares a call's work among `threads` of torch's OpenMP team (built with OpenMP); else each call runs on one thread."
+    return _native is not None and _native.openmp()
 
 # %% ../nbs/02a_native.ipynb #9a1c0e09
 def _check(ok:bool, what:str, t:torch.Tensor, name:str='first_lowest_rows'):
@@ -25,11 +28,10 @@ def _check(ok:bool, what:str, t:torch.Tensor, name:str='first_lowest_rows'):
 
 def row_minimum(kernel:str|None=None, # one of `native_kernels()`; default the first
                ):
-    "A function `f(scores, bias=None, out=None)`: the column of the lowest `scores + bias` of each row, `[rows, 1]` (written to `out` if given)."
+    "A function `f(scores, bias=None, out=None, threads=1)`: the column of the lowest `scores + bias` of each row, `[rows, 1]` (written to `out` if given), the rows shared by `threads` threads."
     if kernel is not None and kernel not in native_kernels():
         raise ValueError(f"unknown kernel {kernel!r}; this processor runs {native_kernels() or 'none (fastsom was built without them)'}")
-    extra = () if kernel is None else (kernel,)
-    def first_lowest_rows(scores:torch.Tensor, bias:torch.Tensor|None=None, out:torch.Tensor|None=None) -> torch.Tensor:
+    def first_lowest_rows(scores:torch.Tensor, bias:torch.Tensor|None=None, out:torch.Tensor|None=None, threads:int=1) -> torch.Tensor:
         _check(scores.dtype == torch.float32 and scores.device.type == 'cpu' and scores.dim() == 2 and scores.shape[1] > 0
                and (scores.shape[1] == 1 or scores.stride(1) == 1), "a 2-D float32 CPU table of at least one column with contiguous rows", scores)
         rows, cols = scores.shape
@@ -39,7 +41,7 @@ def row_minimum(kernel:str|None=None, # one of `native_kernels()`; default the f
         if out is None: out = torch.empty((rows, 1), dtype=torch.long)
         _check(out.dtype == torch.long and out.device.type == 'cpu' and out.numel() == rows and out.is_contiguous(),
                f"a contiguous int64 CPU output of {rows} entries", out)
-        _native.first_lowest_rows(scores.data_ptr(), rows, cols, scores.stride(0), bias.data_ptr(), out.data_ptr(), *extra)
+        _native.first_lowest_rows(scores.data_ptr(), rows, cols, scores.stride(0), bias.data_ptr(), out.data_ptr(), kernel, threads)
         return out
     return first_lowest_rows
 
@@ -89,15 +91,8 @@ def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default 
         rows, cols = x.shape
         count = None if masked else torch.zeros(n_slots, dtype=torch.long)
         sq, sums = x.new_zeros(n_slots), x.new_zeros(n_slots, 5 * cols if masked else cols)
-        def part(i:int) -> bool:  # the units [n_slots * i / threads, n_slots * (i + 1) / threads): each unit's rows in row order
-            return _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,
-                              0 if masked else count.data_ptr(), sq.data_ptr(), sums.data_ptr(), version, i, threads)
-        if threads <= 1: nan = part(0)
-        else:
-            with ThreadPoolExecutor(threads - 1) as pool:
-                helpers = [pool.submit(part, i) for i in range(1, threads)]
-                nan = part(0)
-                nan = any([h.result() for h in helpers]) or nan
+        nan = _native.unit_sums(x.data_ptr(), rows, cols, x.stride(0), slot.data_ptr(), n_slots, masked,  # each thread its own units
+                                0 if masked else count.data_ptr(), sq.data_ptr(), sums.data_ptr(), version, threads)
         if nan: return None  # without `masked`, a row with a NaN cell stops the sums: ask for the masked ones
         return (sq, sums) if masked else (count, sq, sums)
     return unit_sums
@@ -109,14 +104,13 @@ def native_unit_sums():
 
 def split_kernel(version:str|None=None, # one of `sums_versions()`; default the first
                 ):
-    "A function `f(x)`: `[x0, m]`, `[rows, 2 D]`, for float32 CPU rows `x` with missing cells (NaN): the rows with those cells as 0, then their presence."
+    "A function `f(x, threads=1)`: `[x0, m]`, `[rows, 2 D]`, for float32 CPU rows `x` with missing cells (NaN): the rows with those cells as 0, then their presence."
     _check_version(version)
-    extra = () if version is None else (version,)
-    def split_missing_rows(x:torch.Tensor) -> torch.Tensor:
+    def split_missing_rows(x:torch.Tensor, threads:int=1) -> torch.Tensor:
         _check(x.dtype == torch.float32 and x.device.type == 'cpu' and x.dim() == 2 and x.shape[1] > 0 and (x.shape[1] == 1 or x.stride(1) == 1),
                "a 2-D float32 CPU table of at least one column with contiguous rows", x, 'split_missing')
         out = torch.empty(len(x), 2 * x.shape[1], dtype=torch.float32)  # float32 whatever torch's default dtype
-        _native.split_missing(x.data_ptr(), len(x), x.shape[1], x.stride(0), out.data_ptr(), out.stride(0), *extra)
+        _native.split_missing(x.data_ptr(), len(x), x.shape[1], x.stride(0), out.data_ptr(), out.stride(0), version, threads)
         return out
     return split_missing_rows
 

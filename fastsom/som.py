@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from .core import Grid, check_map_size, check_choice, check_positive, as_data
 from .distance import get_distance, is_euclidean
 from .neighborhood import get_neighborhood
-from .native import native_first_lowest
+from .native import native_first_lowest, native_openmp
 
 # %% auto #0
 __all__ = ['SCORE_GROUP', 'ONEDNN_MIN_ROWS', 'RERANK_CANDIDATES', 'INITS', 'Som', 'grouped_first_lowest', 'native_search',
@@ -30,7 +30,7 @@ class Som(nn.Module):
                  distance='sqeuclidean', # name of a distance in `DISTANCES`, or a callable f(x, w) -> [N, M]
                  neighborhood='gaussian', # name of a kernel in `NEIGHBORHOODS`, or a callable h(d2, sigma)
                  sigma:float|None=None, # neighbourhood radius; default half the longer side of the map
-                 block_bytes:int|None=None, # memory for one block of the [samples, units] distance table; default 4 MiB on CPU, 256 MiB on GPU
+                 block_bytes:int|None=None, # memory for one block of the [samples, units] distance table; default 8 MiB on CPU, 256 MiB on GPU
                 ):
         super().__init__()
         check_positive('n_features', n_features, integer=True)
@@ -73,7 +73,7 @@ def __getstate__(self:Som):
 @patch
 def block_rows(self:Som) -> int:
     "Rows of data per block of the distance table."
-    size = self.block_bytes or (2**22 if self.weight.device.type == 'cpu' else 2**28)
+    size = self.block_bytes or (2**23 if self.weight.device.type == 'cpu' else 2**28)
     return max(16, size // (self.n_units * self.weight.element_size()))
 
 @patch
@@ -183,6 +183,16 @@ def product_search(self:Som) -> bool:
     "Whether the search is the euclidean one by matrix products (not a subclass's own scores, nor another distance)."
     return type(self).unit_scores is Som.unit_scores and is_euclidean(self.distance)
 
+@patch
+def search_candidates(self:Som, k:int=1) -> int:
+    "Units a search keeps per row for the `k` best: `k`, or 7 more to re-rank exactly where torch may round the products' inputs."
+    return min(self.n_units, k + RERANK_CANDIDATES - 1) if matmul_rounds(self.weight.device) else k
+
+@patch
+def compiled_pick(self:Som, k:int=1) -> bool:
+    "Whether a search for the `k` best units ends with the compiled row minimum: one candidate per row, float32 scores on the CPU."
+    return self.search_candidates(k) == 1 and native_search(self.weight.device, self.weight.dtype)
+
 def _into(found:torch.Tensor, out:torch.Tensor|None) -> torch.Tensor: return found if out is None else out.copy_(found)
 
 @patch
@@ -190,12 +200,11 @@ def block_search(self:Som, k:int=1):
     "A function `search(xb, out=None)` from a block of rows to its `k` best units (written to `out` if given), with what every block shares computed once."
     w = self.weight.detach()
     if not self.product_search(): return lambda xb, out=None: _into(k_lowest(self.unit_scores(xb), k), out)
-    rounded = matmul_rounds(w.device)
-    n_cand = min(self.n_units, k + RERANK_CANDIDATES - 1) if rounded else k
+    rounded, n_cand = matmul_rounds(w.device), self.search_candidates(k)
     w2, w_neg2 = (w * w).sum(1), -2 * w
-    if n_cand == 1 and native_search(w.device, w.dtype):  # the bare product; the kernel adds `||w||^2` as it picks, into `out`
+    if self.compiled_pick(k):  # the bare product; the kernel adds `||w||^2` as it picks, into `out`
         product, pick = score_product(w_neg2), native_first_lowest()
-        return lambda xb, out=None: pick(product(xb), w2, out)
+        return lambda xb, out=None: pick(product(xb), w2, out, torch.get_num_threads())
     if (n_cand > 1 or w.device.type == 'cpu') and self.n_units >= 2 * SCORE_GROUP:  # whole groups for torch's picks
         pad = -self.n_units % SCORE_GROUP  # padded units score +inf: never chosen
         w2, w_neg2 = F.pad(w2, (0, pad), value=math.inf), F.pad(w_neg2, (0, 0, 0, pad))
@@ -209,9 +218,10 @@ def block_search(self:Som, k:int=1):
 
 # %% ../nbs/03_som.ipynb #57da4b4f
 @patch
-def search_threads(self:Som, n_blocks:int) -> int:
-    "Threads for a search of `n_blocks` blocks: torch's thread count for the CPU's euclidean search of several blocks, else 1."
+def search_threads(self:Som, n_blocks:int, k:int=1) -> int:
+    "Python threads for a search of `n_blocks` blocks for the `k` best units: several only for the CPU's euclidean search with torch's pick."
     if self.weight.device.type != 'cpu' or not self.product_search(): return 1
+    if self.compiled_pick(k) and native_openmp(): return 1  # blocks in turn, each product and pick on all of torch's threads
     return max(1, min(torch.get_num_threads(), n_blocks))
 
 @patch
@@ -226,7 +236,7 @@ def bmus(self:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     search, step = self.block_search(k), self.block_rows()
     starts = range(0, len(x), step)
     def one_block(i): search(x[i:i + step], out[i:i + step])
-    in_threads(one_block, starts, self.search_threads(len(starts)))
+    in_threads(one_block, starts, self.search_threads(len(starts), k))
     return out[:, 0] if k == 1 else out
 
 @patch

@@ -3,6 +3,7 @@ import os, subprocess, sys
 import pandas as pd
 import pytest, torch
 import fastcore.test as fct
+from functools import partial
 import fastsom.native
 from fastsom.native import native_kernels, row_minimum, agrees_with_argmin, native_first_lowest
 from fastsom.all import Som, som_dataloaders, som_learner
@@ -51,9 +52,10 @@ def kernels():
 
 @pytest.mark.parametrize('kernel', kernels())
 @pytest.mark.parametrize('rows,cols', [(0, 64), (1, 1), (1, 64), (1000, 7), (1000, 64), (513, 129), (300, 900), (100, 10016)])
-def test_kernel_is_argmin(kernel, rows, cols):
-    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length."
-    f = row_minimum(kernel)
+@pytest.mark.parametrize('threads', [1, 2, 3])
+def test_kernel_is_argmin(kernel, rows, cols, threads):
+    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length, the rows shared by 1 to 3 threads."
+    f = partial(row_minimum(kernel), threads=threads)
     scores, bias = randn(rows, cols + 5)[:, :cols], randn(cols, seed=1)
     if rows > 6:
         scores[1, [cols - 1, cols // 2]] = scores[2, [0, cols - 1]] = -99.  # ties
@@ -112,11 +114,49 @@ def test_unit_sums_are_index_add(version, cols):
         torch.testing.assert_close(sums5, expected, rtol=0, atol=0, equal_nan=True)  # NaN: a unit with a row of no present cell
         ref = by_slot(s * (x0 * x0).sum(1, keepdim=True))[:, 0]
         torch.testing.assert_close(ssq, ref, rtol=1e-5, atol=0, equal_nan=True)
-    fct.test_eq(fastsom.native.split_kernel(version)(x), torch.cat([x0, m], 1))
+    for threads in (1, 2, 3): fct.test_eq(fastsom.native.split_kernel(version)(x, threads), torch.cat([x0, m], 1))
     for threads in (1, 2):
         assert f(x, slot, 40, threads=threads) is None  # the complete sums stop at a NaN cell
         inf = x0.clone(); inf[7, 0], inf[8, 0] = float('inf'), -float('inf')
         assert f(inf, slot, 40, threads=threads) is not None  # infinities are not missing cells
+
+def test_threads_must_be_positive():
+    if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
+    x, slot = randn(10, 3), torch.zeros(10, dtype=torch.long)
+    for call in (lambda: row_minimum()(x, threads=0), lambda: fastsom.native.unit_sums_kernel()(x, slot, 4, threads=0),
+                 lambda: fastsom.native.split_kernel()(x, 0)):
+        with pytest.raises(ValueError, match='threads must be at least 1, got 0'): call()
+
+def test_openmp_is_torchs():
+    "Built with OpenMP (gcc has it), the extension runs in the OpenMP runtime torch loaded: one libgomp in the process, so no second team spins."
+    import platform
+    if platform.system() != 'Linux' or fastsom.native._native is None: pytest.skip('checked where gcc builds the extension')
+    assert fastsom.native.native_openmp(), 'fastsom._native was built without OpenMP'
+    check = ("import torch, fastsom.native; print(*sorted({line.split()[-1] for line in open('/proc/self/maps') "
+             "if 'libgomp' in line or 'libiomp' in line}), sep='\\n')")  # a fresh process: scikit-learn loads a libgomp of its own
+    runtimes = subprocess.run([sys.executable, '-c', check], capture_output=True, text=True, check=True).stdout.split()
+    fct.test_eq(runtimes, [os.path.join(os.path.dirname(torch.__file__), 'lib', 'libgomp.so.1')])
+
+def test_builds_without_openmp(tmp_path):
+    "A compiler that refuses -fopenmp (Apple's clang) still builds the extension, which then runs each call on one thread."
+    import shutil, sysconfig
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastsom.native.__file__)))
+    if shutil.which('gcc') is None: pytest.skip('no gcc here')
+    shutil.copy(os.path.join(root, 'setup.py'), tmp_path)
+    (tmp_path / 'fastsom').mkdir()
+    shutil.copy(os.path.join(root, 'fastsom', '_native.c'), tmp_path / 'fastsom')
+    cc = tmp_path / 'cc'
+    cc.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec gcc "$@"\n')
+    cc.chmod(0o755)
+    env = dict(os.environ, CC=str(cc), LDSHARED=f'{cc} -shared')
+    build = subprocess.run([sys.executable, 'setup.py', 'build_ext', '--inplace'], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    assert 'the compiler has no OpenMP' in build.stdout
+    built, = (tmp_path / 'fastsom').glob('_native*.so')
+    check = ("import importlib.util as u, torch; s = u.spec_from_file_location('fastsom._native', %r); n = u.module_from_spec(s); "
+             "s.loader.exec_module(n); print(n.openmp(), 'plain' in n.sums_versions())" % str(built))
+    run = subprocess.run([sys.executable, '-c', check], capture_output=True, text=True)
+    fct.test_eq(run.stdout.split(), ['False', 'True'])
 
 def test_unit_sums_refuse_a_unit_out_of_range():
     if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')

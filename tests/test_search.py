@@ -1,7 +1,7 @@
 "The CPU best-matching-unit search of the built package against the brute-force distance table."
 import pytest, torch
 import fastcore.test as fct
-import fastsom.som
+import fastsom.som, fastsom.native
 from fastsom.som import Som, first_lowest, k_lowest, score_product, matmul_rounds, ONEDNN_MIN_ROWS
 
 WIDE = 128  # features of the tests of oneDNN's product (any number takes it)
@@ -54,9 +54,9 @@ def test_two_best_units(map_size):
     expected = sqeuclidean(x, som.weight.detach()).topk(2, largest=False).indices
     fct.test_eq(som.bmus(x, k=2), expected)
 
-def test_default_block_is_4_mib_on_cpu():
+def test_default_block_is_8_mib_on_cpu():
     som = Som(8, (30, 30))
-    assert som.block_rows() == 2**22 // (900 * 4)
+    assert som.block_rows() == 2**23 // (900 * 4)
 
 @pytest.mark.filterwarnings('ignore:TF32 acceleration on top of oneDNN')  # torch's, when the flags are set
 def test_score_product_kernels_agree():
@@ -123,7 +123,9 @@ def test_search_in_threads_is_the_same(threads, row_minimum):
     try:
         torch.set_num_threads(threads)
         blocks = -(-len(x) // som.block_rows())
-        fct.test_eq(som.search_threads(blocks), min(threads, blocks))
+        team = som.compiled_pick() and fastsom.native.native_openmp()  # blocks in turn, each step on all threads
+        fct.test_eq(som.search_threads(blocks), 1 if team else min(threads, blocks))
+        fct.test_eq(som.search_threads(blocks, k=2), min(threads, blocks))  # torch's pick: blocks in threads
         fct.test_eq(som(x), expected)
         fct.test_eq(som.bmus(x, k=2)[:, 0], expected)
         fct.test_eq(torch.get_num_threads(), threads)
