@@ -646,6 +646,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'fastsom.som.Som.n_units': ('som.html#som.n_units', 'fastsom/som.py'),
                              'fastsom.som.Som.neighborhood_table': ('som.html#som.neighborhood_table', 'fastsom/som.py'),
                              'fastsom.som.Som.product_search': ('som.html#som.product_search', 'fastsom/som.py'),
+                             'fastsom.som.Som.rerank_numbers': ('som.html#som.rerank_numbers', 'fastsom/som.py'),
                              'fastsom.som.Som.search_candidates': ('som.html#som.search_candidates', 'fastsom/som.py'),
                              'fastsom.som.Som.search_threads': ('som.html#som.search_threads', 'fastsom/som.py'),
                              'fastsom.som.Som.sigma': ('som.html#som.sigma', 'fastsom/som.py'),

@@ -79,7 +79,7 @@ def masked_search(som:Som, k:int=1):
         elif n_cand == k: out.copy_(k_lowest(scores, k))
         else:
             cand = k_lowest(scores, n_cand)
-            exact = (x0[:, None, :] - w[cand]).square_().mul_(m[:, None, :]).sum(2)
+            exact = w[cand].sub_(x0[:, None, :]).square_().mul_(m[:, None, :]).sum(2)  # one [rows, candidates, D] temporary
             out.copy_(cand.gather(1, k_lowest(exact, k)))
         return m.sum(1) == 0
     return search
@@ -90,7 +90,7 @@ def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     x = x.to(som.weight).contiguous()  # rows whose cells are in a row, as the compiled split reads them
     if k > som.n_units: raise ValueError(f"asked for {k} best units of a map with {som.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
-    search, step = masked_search(som, k), som.block_rows()
+    search, step = masked_search(som, k), som.block_rows(2 * som.n_features + som.rerank_numbers(k))  # with [x0, m] and re-ranking
     empty = {}  # block start: its rows with no present feature
     def one_block(i):
         gone = search(x[i:i + step], out[i:i + step])

@@ -30,7 +30,7 @@ class Som(nn.Module):
                  distance='sqeuclidean', # name of a distance in `DISTANCES`, or a callable f(x, w) -> [N, M]
                  neighborhood='gaussian', # name of a kernel in `NEIGHBORHOODS`, or a callable h(d2, sigma)
                  sigma:float|None=None, # neighbourhood radius; default half the longer side of the map
-                 block_bytes:int|None=None, # memory for one block of the [samples, units] distance table; default 8 MiB on CPU, 256 MiB on GPU
+                 block_bytes:int|None=None, # memory for one block of the search's temporaries ([samples, units] distances and more); default 8 MiB on CPU, 256 MiB on GPU
                 ):
         super().__init__()
         check_positive('n_features', n_features, integer=True)
@@ -71,10 +71,10 @@ def __getstate__(self:Som):
 
 # %% ../nbs/03_som.ipynb #57da4b4e
 @patch
-def block_rows(self:Som) -> int:
-    "Rows of data per block of the distance table."
+def block_rows(self:Som, extra:int=0) -> int:
+    "Rows of data per block of the distance table, each row also holding `extra` numbers of other temporaries."
     size = self.block_bytes or (2**23 if self.weight.device.type == 'cpu' else 2**28)
-    return max(16, size // (self.n_units * self.weight.element_size()))
+    return max(16, size // ((self.n_units + extra) * self.weight.element_size()))
 
 @patch
 def unit_scores(self:Som, x:torch.Tensor) -> torch.Tensor:
@@ -193,6 +193,11 @@ def compiled_pick(self:Som, k:int=1) -> bool:
     "Whether a search for the `k` best units ends with the compiled row minimum: one candidate per row, float32 scores on the CPU."
     return self.search_candidates(k) == 1 and native_search(self.weight.device, self.weight.dtype)
 
+@patch
+def rerank_numbers(self:Som, k:int=1) -> int:
+    "Numbers per row the exact re-ranking of candidates holds (`[rows, candidates, D]`); 0 where torch does not round the products."
+    return self.search_candidates(k) * self.n_features if matmul_rounds(self.weight.device) else 0
+
 def _into(found:torch.Tensor, out:torch.Tensor|None) -> torch.Tensor: return found if out is None else out.copy_(found)
 
 @patch
@@ -212,7 +217,7 @@ def block_search(self:Som, k:int=1):
     if not rounded: return lambda xb, out=None: _into(k_lowest(product(xb), k), out)
     def search(xb, out=None):
         cand = k_lowest(product(xb), n_cand)
-        exact = (xb[:, None, :] - w[cand]).pow(2).sum(2)  # elementwise, so no setting rounds it; no cancellation either
+        exact = w[cand].sub_(xb[:, None, :]).square_().sum(2)  # elementwise, so no setting rounds it; no cancellation either; one temporary
         return _into(cand.gather(1, k_lowest(exact, k)), out)
     return search
 
@@ -233,7 +238,7 @@ def bmus(self:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     x = x.to(self.weight)
     if k > self.n_units: raise ValueError(f"asked for {k} best units of a map with {self.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
-    search, step = self.block_search(k), self.block_rows()
+    search, step = self.block_search(k), self.block_rows(self.rerank_numbers(k))
     starts = range(0, len(x), step)
     def one_block(i): search(x[i:i + step], out[i:i + step])
     in_threads(one_block, starts, self.search_threads(len(starts), k))

@@ -252,3 +252,26 @@ def test_rows_of_any_strides_give_torchs_sums():
     row = torch.randn(1, 3).expand(20, 3)
     w, kernel, bmu = torch.randn(16, 3), torch.eye(16), torch.arange(20) % 16
     fct.test_close(som_energy(row, w, bmu, kernel), som_energy(row.contiguous(), w, bmu, kernel), eps=1e-5)
+
+def test_masked_blocks_count_their_split_and_reranking(monkeypatch):
+    "A masked block's rows also hold `[x0, m]` (2 D numbers each) and, where torch rounds products, the re-ranked candidates."
+    import fastsom.missing
+    seen, real = [], fastsom.missing.masked_search
+    def recording(som, k=1):
+        inner = real(som, k)
+        def record(xb, out):
+            seen.append(len(xb))
+            return inner(xb, out)
+        return record
+    monkeypatch.setattr(fastsom.missing, 'masked_search', recording)
+    som = Som(300, (20, 20))
+    x = with_gaps(6000, 300, seed=5, dtype=torch.float32)
+    som.init_weights(x, 'samples', seed=0)
+    som.bmus(x)
+    fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300) * 4))
+    try:
+        torch.set_float32_matmul_precision('high')
+        seen.clear()
+        som.bmus(x)
+        fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300 + 8 * 300) * 4))
+    finally: torch.set_float32_matmul_precision('highest')

@@ -136,3 +136,25 @@ def test_other_searches_stay_in_one_thread():
     som = Som(8, (30, 30), distance='manhattan')
     fct.test_eq(som.search_threads(10), 1)
     fct.test_eq(Som(8, (30, 30)).search_threads(1), 1)
+
+def test_reranking_temporaries_count_in_the_block(monkeypatch):
+    "Where torch rounds float32 products, each row of a block also holds its candidates' `[8, D]` differences: the block has fewer rows."
+    x, som = randn(3000, 784), Som(784, (20, 20))
+    fct.test_eq(som.rerank_numbers(), 0)
+    fct.test_eq(som.block_rows(som.rerank_numbers()), 2**23 // (400 * 4))
+    seen = []
+    def recording(k=1, search=Som.block_search):
+        inner = search(som, k)
+        def record(xb, out=None):
+            seen.append(len(xb))
+            return inner(xb, out)
+        return record
+    monkeypatch.setattr(som, 'block_search', recording)
+    try:
+        torch.set_float32_matmul_precision('high')  # what a GPU user sets for TF32; the CPU then re-ranks too
+        fct.test_eq(som.rerank_numbers(), 8 * 784)
+        fct.test_eq(som.rerank_numbers(k=2), 9 * 784)
+        rows = 2**23 // ((400 + 8 * 784) * 4)
+        som.bmus(x)
+        fct.test_eq(max(seen), rows)
+    finally: torch.set_float32_matmul_precision('highest')
