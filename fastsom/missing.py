@@ -91,9 +91,20 @@ def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     if k > som.n_units: raise ValueError(f"asked for {k} best units of a map with {som.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
     search, step = masked_search(som, k), som.block_rows(2 * som.n_features + som.rerank_numbers(k))  # with [x0, m] and re-ranking
+    complete = som.block_search(k)  # for the rows without a missing cell: half the product
     empty = {}  # block start: its rows with no present feature
     def one_block(i):
-        gone = search(x[i:i + step], out[i:i + step])
+        rows, found = x[i:i + step], out[i:i + step]
+        gaps = rows.sum(1).isnan()  # the rows with a missing cell (and any with +inf beside -inf, which the masked search handles alike)
+        if gaps.all(): gone = search(rows, found)
+        else:
+            whole, holed = (~gaps).nonzero()[:, 0], gaps.nonzero()[:, 0]
+            found[whole] = complete(rows[whole])
+            if not len(holed): return
+            part = found.new_empty(len(holed), k)
+            gone = torch.zeros_like(gaps)
+            gone[holed] = search(rows[holed], part)
+            found[holed] = part
         if gone.any(): empty[i] = i + gone.nonzero()[:, 0]
     starts = range(0, len(x), step)
     in_threads(one_block, starts, som.search_threads(len(starts), k))  # blocks in threads, as `Som.bmus` runs them

@@ -275,3 +275,33 @@ def test_masked_blocks_count_their_split_and_reranking(monkeypatch):
         som.bmus(x)
         fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300 + 8 * 300) * 4))
     finally: torch.set_float32_matmul_precision('highest')
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_rows_without_gaps_take_the_complete_search(dtype, monkeypatch):
+    "Only the rows that have a missing cell pay for the masked product; every row's unit is the written-out formula's."
+    import fastsom.missing
+    calls, real = [], fastsom.missing.masked_search
+    def counting(som, k=1):
+        inner = real(som, k)
+        def search(xb, out):
+            calls.append(len(xb))
+            return inner(xb, out)
+        return search
+    monkeypatch.setattr(fastsom.missing, 'masked_search', counting)
+    x = with_gaps(5000, 6, 0., seed=11, dtype=dtype)
+    x[[3, 4000], 2] = math.nan  # two blocks of 10 have a gap
+    som = Som(6, (7, 9), block_bytes=500 * 63 * x.element_size()).to(dtype).init_weights(x.nan_to_num(), 'samples', seed=0)
+    step = som.block_rows(2 * 6)
+    assert -(-len(x) // step) >= 8, step
+    got = som.bmus(x)
+    fct.test_eq(calls, [1, 1])  # the masked search saw the two rows with a gap, nothing else
+    expected = formula_dist2(x.double(), som.weight.detach().double()).argmin(1)
+    agree = (got == expected).float().mean().item()
+    assert agree == 1 if dtype == torch.float64 else agree > 0.999, agree
+    x[[3, 4000], 2] = 0.
+    x[:, 2] = torch.where(torch.arange(len(x)) % 3 == 0, math.nan, x[:, 2])  # a gap in every third row: every block mixed
+    calls.clear()
+    got = som.bmus(x)
+    fct.test_eq(sum(calls), len(range(0, len(x), 3)))
+    agree = (got == formula_dist2(x.double(), som.weight.detach().double()).argmin(1)).float().mean().item()
+    assert agree == 1 if dtype == torch.float64 else agree > 0.999, agree
