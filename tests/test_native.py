@@ -127,6 +127,18 @@ def test_threads_must_be_positive():
                  lambda: fastsom.native.split_kernel()(x, 0)):
         with pytest.raises(ValueError, match='threads must be at least 1, got 0'): call()
 
+def test_a_large_thread_count_starts_no_idle_threads():
+    "A thread count far above the work (here 2**31 - 1 for 10 rows and 4 units) gives the one-thread answer; it crashed OpenMP asking for that many threads."
+    if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
+    code = ("import torch, fastsom.native as n; g = torch.Generator().manual_seed(0); x = torch.randn(10, 5, generator=g); "
+            "xm = x.clone(); xm[::3, 1] = float('nan'); slot = torch.arange(10) % 4; big = 2**31 - 1; "
+            "same = lambda a, b: all(torch.equal(u, v) for u, v in zip(a, b)); f = n.unit_sums_kernel(); "
+            "print(torch.equal(n.row_minimum()(x, threads=big), x.argmin(1, keepdim=True)) if n.native_kernels() else True, "
+            "torch.equal(n.split_kernel()(xm, big), n.split_kernel()(xm)), same(f(x, slot, 4, threads=big), f(x, slot, 4)), "
+            "same(f(xm, slot, 4, masked=True, threads=big), f(xm, slot, 4, masked=True)))")
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    fct.test_eq((run.returncode, run.stdout.split()), (0, ['True'] * 4))
+
 def test_openmp_is_torchs():
     "Built with OpenMP (gcc has it), the extension runs in the OpenMP runtime torch loaded: one libgomp in the process, so no second team spins."
     import platform
