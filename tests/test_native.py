@@ -127,6 +127,16 @@ def test_threads_must_be_positive():
                  lambda: fastsom.native.split_kernel()(x, 0)):
         with pytest.raises(ValueError, match='threads must be at least 1, got 0'): call()
 
+def run_in_group(code:str, timeout:float=120):
+    "Exit status and output words of `python -c code`; on a hang, it and the processes it forked are killed and the test fails."
+    import signal
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try: out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL); proc.communicate()
+        pytest.fail(f'hung for {timeout} s')
+    return proc.returncode, out.split() if proc.returncode == 0 else err[-2000:]
+
 def test_a_large_thread_count_starts_no_idle_threads():
     "A thread count far above the work (here 2**31 - 1 for 10 rows and 4 units) gives the one-thread answer; it crashed OpenMP asking for that many threads."
     if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
@@ -136,8 +146,31 @@ def test_a_large_thread_count_starts_no_idle_threads():
             "print(torch.equal(n.row_minimum()(x, threads=big), x.argmin(1, keepdim=True)) if n.native_kernels() else True, "
             "torch.equal(n.split_kernel()(xm, big), n.split_kernel()(xm)), same(f(x, slot, 4, threads=big), f(x, slot, 4)), "
             "same(f(xm, slot, 4, masked=True, threads=big), f(xm, slot, 4, masked=True)))")
-    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
-    fct.test_eq((run.returncode, run.stdout.split()), (0, ['True'] * 4))
+    fct.test_eq(run_in_group(code), (0, ['True'] * 4))
+
+FORKED_WORKERS = """
+import torch
+from torch.utils.data import DataLoader, Dataset
+from fastsom.all import Som
+from fastsom.missing import masked_bmus
+torch.set_num_threads(2)
+g = torch.Generator().manual_seed(0)
+x = torch.randn(8000, 8, generator=g); xm = x.clone(); xm[::5, 2] = float('nan')
+som = Som(8, (20, 20)); som.init_weights(x, 'samples', seed=0)
+ref, refm = som.bmus(x), masked_bmus(som, xm)  # the parent's team of two threads is started
+class Blocks(Dataset):
+    def __len__(self): return 8
+    def __getitem__(self, i): return som.bmus(x[i * 1000:(i + 1) * 1000]), masked_bmus(som, xm[i * 1000:(i + 1) * 1000])
+found = list(DataLoader(Blocks(), batch_size=None, num_workers=2, multiprocessing_context='fork'))
+print(torch.equal(torch.cat([b for b, _ in found]), ref), torch.equal(torch.cat([m for _, m in found]), refm),
+      torch.equal(som.bmus(x), ref))  # and the parent's team still works
+"""
+
+def test_forked_dataloader_workers_search():
+    "A DataLoader's forked workers (on one thread, as PyTorch sets them) search after the parent's team ran: no hang, the same units."
+    import platform
+    if platform.system() != 'Linux': pytest.skip('fork is the default start method on Linux')
+    fct.test_eq(run_in_group(FORKED_WORKERS), (0, ['True'] * 3))
 
 def test_openmp_is_torchs():
     "Built with OpenMP (gcc has it), the extension runs in the OpenMP runtime torch loaded: one libgomp in the process, so no second team spins."
