@@ -143,6 +143,13 @@ static void first_lowest_avx2(const float *scores, int64_t rows, int64_t cols, i
    and squared norms are summed in 16 fixed lanes, so every version adds in the same order: the same bits). */
 #define LANES 16
 
+static inline int stop_at_nan(const int64_t *restrict slot, int64_t r, int64_t rows, int64_t n_slots) {
+    /* a NaN cell stops the sums (1), but the units of the rows left are still checked (-1 for one out of range): a thread
+       that stops early sees the same units as one that goes on, so the answer is the same for any number of threads */
+    for (; r < rows; r++) if (slot[r] < 0 || slot[r] >= n_slots) return -1;
+    return 1;
+}
+
 static inline __attribute__((always_inline))
 int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
                    int64_t n_slots, int64_t lo, int64_t hi, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
@@ -151,7 +158,7 @@ int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t 
         const float *restrict p = x + r * row_stride;
         int64_t u = slot[r];
         if (u < 0 || u >= n_slots) return -1;
-        if (r % 64 == 63) for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return 1;  /* a missing cell: the caller's masked sums */
+        if (r % 64 == 63) for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return stop_at_nan(slot, r, rows, n_slots);  /* a missing cell: the caller's masked sums */
         if (u < lo || u >= hi) continue;  /* another thread's units */
         float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
         int64_t c = 0;

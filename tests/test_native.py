@@ -208,6 +208,11 @@ def test_unit_sums_refuse_a_unit_out_of_range():
     f = fastsom.native.unit_sums_kernel()
     with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4)
     with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4, threads=2)
+    late = torch.arange(200) % 4; late[150] = 4  # after a row with a NaN cell, which stops the sums
+    x = randn(200, 3); x[5, 1] = float('nan')
+    for version in fastsom.native.sums_versions():
+        for threads in (1, 2, 3):  # an error for any number of threads, not None (the masked sums asked for) on one
+            with pytest.raises(ValueError, match=r'outside \[0, 4\)'): fastsom.native.unit_sums_kernel(version)(x, late, 4, threads=threads)
 
 # Every branch between the compiled code and torch's steps, end to end: the same run with the kernels and without.
 from contextlib import contextmanager
