@@ -14,6 +14,7 @@
                                       hi = (int64_t)(n) * (omp_get_thread_num() + 1) / omp_get_num_threads()
 #else
 #define TEAM_SLICE(n, lo, hi) int64_t lo = 0, hi = (n)
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"  /* built without OpenMP: its pragmas are meant to be skipped */
 #endif
 
 /* The threads of a call: `threads`, but no more than `shares` (rows / 2, or units), so that a count far above the work
@@ -305,7 +306,7 @@ static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS  /* other Python threads (another block's product) run meanwhile */
-    int team = team_size(threads, rows / 2);  /* at least two rows a thread */
+    int team = team_size(threads, rows / 2); (void)team;  /* unused without OpenMP; at least two rows a thread */
     #pragma omp parallel num_threads(team) if(team > 1)
     {
         TEAM_SLICE(rows, lo, hi);  /* this thread's rows */
@@ -344,7 +345,7 @@ static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
     int bad = 0;  /* bit 1: a row with a NaN cell; bit 2: a unit out of range */
     Py_BEGIN_ALLOW_THREADS
     /* each thread adds the rows of its own units, all rows read in order: the same sums for any number of threads */
-    int team = team_size(threads, n_slots);  /* at least one unit a thread */
+    int team = team_size(threads, n_slots); (void)team;  /* unused without OpenMP; at least one unit a thread */
     #pragma omp parallel num_threads(team) if(team > 1) reduction(|: bad)
     {
         TEAM_SLICE(n_slots, lo, hi);  /* this thread's units */
@@ -375,7 +376,7 @@ static PyObject *py_split_missing(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    int team = team_size(threads, rows / 2);  /* at least two rows a thread */
+    int team = team_size(threads, rows / 2); (void)team;  /* unused without OpenMP; at least two rows a thread */
     #pragma omp parallel num_threads(team) if(team > 1)
     {
         TEAM_SLICE(rows, lo, hi);  /* this thread's rows */
