@@ -52,9 +52,9 @@ def kernels():
 
 @pytest.mark.parametrize('kernel', kernels())
 @pytest.mark.parametrize('rows,cols', [(0, 64), (1, 1), (1, 64), (1000, 7), (1000, 64), (513, 129), (300, 900), (100, 10016)])
-@pytest.mark.parametrize('threads', [1, 2, 3])
+@pytest.mark.parametrize('threads', [1, 2, 3, 8])
 def test_kernel_is_argmin(kernel, rows, cols, threads):
-    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length, the rows shared by 1 to 3 threads."
+    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length, the rows shared by 1 to 8 threads (more than the cores)."
     f = partial(row_minimum(kernel), threads=threads)
     scores, bias = randn(rows, cols + 5)[:, :cols], randn(cols, seed=1)
     if rows > 6:
@@ -105,7 +105,8 @@ def test_unit_sums_are_index_add(version, cols):
     s = cols / m.sum(1, keepdim=True)
     def by_slot(v): return torch.zeros(40, v.shape[1]).index_add_(0, slot, v)
     f = unit_sums_kernel(version)
-    for threads in (1, 2, 3):
+    one = None
+    for threads in (1, 2, 3, 8):  # 8: more threads than this machine's cores
         count, sq, sums = f(x0, slot, 40, threads=threads)
         fct.test_eq(count, torch.bincount(slot, minlength=40)); fct.test_eq(sums, by_slot(x0))
         fct.test_close(sq / by_slot((x0 * x0).sum(1, keepdim=True))[:, 0], torch.ones(40), eps=1e-5)
@@ -114,7 +115,10 @@ def test_unit_sums_are_index_add(version, cols):
         torch.testing.assert_close(sums5, expected, rtol=0, atol=0, equal_nan=True)  # NaN: a unit with a row of no present cell
         ref = by_slot(s * (x0 * x0).sum(1, keepdim=True))[:, 0]
         torch.testing.assert_close(ssq, ref, rtol=1e-5, atol=0, equal_nan=True)
-    for threads in (1, 2, 3): fct.test_eq(fastsom.native.split_kernel(version)(x, threads), torch.cat([x0, m], 1))
+        bits = [t.view(torch.int32) if t.is_floating_point() else t for t in (count, sq, sums, ssq, sums5)]
+        if one is None: one = bits
+        for a, b in zip(bits, one): fct.test_eq(a, b)  # the same bits for any number of threads
+    for threads in (1, 2, 3, 8): fct.test_eq(fastsom.native.split_kernel(version)(x, threads), torch.cat([x0, m], 1))
     for threads in (1, 2):
         assert f(x, slot, 40, threads=threads) is None  # the complete sums stop at a NaN cell
         inf = x0.clone(); inf[7, 0], inf[8, 0] = float('inf'), -float('inf')
