@@ -14,7 +14,12 @@
                                       hi = (int64_t)(n) * (omp_get_thread_num() + 1) / omp_get_num_threads()
 #else
 #define TEAM_SLICE(n, lo, hi) int64_t lo = 0, hi = (n)
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"  /* built without OpenMP: its pragmas are meant to be skipped */
 #endif
+
+/* The threads of a call: `threads`, but no more than `shares` (rows / 2, or units), so that a count far above the work
+   (torch's own, on a small call) starts no thread with nothing to do, and no count asks OpenMP for threads it cannot start. */
+static int team_size(int threads, int64_t shares) { return shares < threads ? (shares > 1 ? (int)shares : 1) : threads; }
 
 /* Two versions of one kernel, for AVX-512 and for AVX2 (a plain C loop was slower than torch's own steps):
    out[r] = column of the lowest `scores[r, c] + bias[c]` of row r of a [rows, cols] float32 array whose rows start
@@ -139,6 +144,13 @@ static void first_lowest_avx2(const float *scores, int64_t rows, int64_t cols, i
    and squared norms are summed in 16 fixed lanes, so every version adds in the same order: the same bits). */
 #define LANES 16
 
+static inline int stop_at_nan(const int64_t *restrict slot, int64_t r, int64_t rows, int64_t n_slots) {
+    /* a NaN cell stops the sums (1), but the units of the rows left are still checked (-1 for one out of range): a thread
+       that stops early sees the same units as one that goes on, so the answer is the same for any number of threads */
+    for (; r < rows; r++) if (slot[r] < 0 || slot[r] >= n_slots) return -1;
+    return 1;
+}
+
 static inline __attribute__((always_inline))
 int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t row_stride, const int64_t *restrict slot,
                    int64_t n_slots, int64_t lo, int64_t hi, int64_t *restrict count, float *restrict sq, float *restrict sums, float *restrict sq_lanes) {
@@ -147,7 +159,7 @@ int unit_sums_body(const float *restrict x, int64_t rows, int64_t cols, int64_t 
         const float *restrict p = x + r * row_stride;
         int64_t u = slot[r];
         if (u < 0 || u >= n_slots) return -1;
-        if (r % 64 == 63) for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return 1;  /* a missing cell: the caller's masked sums */
+        if (r % 64 == 63) for (int l = 0; l < LANES; l++) if (probe[l] != probe[l]) return stop_at_nan(slot, r, rows, n_slots);  /* a missing cell: the caller's masked sums */
         if (u < lo || u >= hi) continue;  /* another thread's units */
         float *restrict s = sums + u * cols, *restrict lanes = sq_lanes + (u - lo) * LANES, row[LANES] = {0};
         int64_t c = 0;
@@ -294,7 +306,8 @@ static PyObject *py_first_lowest_rows(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS  /* other Python threads (another block's product) run meanwhile */
-    #pragma omp parallel num_threads(threads) if(threads > 1 && rows >= 2 * threads)
+    int team = team_size(threads, rows / 2); (void)team;  /* unused without OpenMP; at least two rows a thread */
+    #pragma omp parallel num_threads(team) if(team > 1)
     {
         TEAM_SLICE(rows, lo, hi);  /* this thread's rows */
         kernel((const float *)(uintptr_t)scores + lo * row_stride, hi - lo, cols, row_stride, (const float *)(uintptr_t)bias,
@@ -332,7 +345,8 @@ static PyObject *py_unit_sums(PyObject *self, PyObject *args) {
     int bad = 0;  /* bit 1: a row with a NaN cell; bit 2: a unit out of range */
     Py_BEGIN_ALLOW_THREADS
     /* each thread adds the rows of its own units, all rows read in order: the same sums for any number of threads */
-    #pragma omp parallel num_threads(threads) if(threads > 1) reduction(|: bad)
+    int team = team_size(threads, n_slots); (void)team;  /* unused without OpenMP; at least one unit a thread */
+    #pragma omp parallel num_threads(team) if(team > 1) reduction(|: bad)
     {
         TEAM_SLICE(n_slots, lo, hi);  /* this thread's units */
         int found = masked ? masked_sums_versions[i]((const float *)(uintptr_t)x, rows, cols, row_stride, (const int64_t *)(uintptr_t)slot, n_slots,
@@ -362,7 +376,8 @@ static PyObject *py_split_missing(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    #pragma omp parallel num_threads(threads) if(threads > 1 && rows >= 2 * threads)
+    int team = team_size(threads, rows / 2); (void)team;  /* unused without OpenMP; at least two rows a thread */
+    #pragma omp parallel num_threads(team) if(team > 1)
     {
         TEAM_SLICE(rows, lo, hi);  /* this thread's rows */
         split_versions[i]((const float *)(uintptr_t)x + lo * row_stride, hi - lo, cols, row_stride, (float *)(uintptr_t)out + lo * out_stride, out_stride);
@@ -385,18 +400,18 @@ static PyMethodDef methods[] = {
     {"openmp", py_openmp, METH_NOARGS, "Whether this module was built with OpenMP: whether `threads` shares a call's work (else it runs on one thread)."},
     {"split_missing", py_split_missing, METH_VARARGS,
      "split_missing(x, rows, cols, row_stride, out, out_stride, version=None, threads=1): out[r] = [x0 | m] for each float32 row of x: the row "
-     "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions(); `threads`: rows shared by that many threads."},
+     "with NaN cells as 0, then 1.0 where a cell is present and 0 where it is NaN. `version`: one of sums_versions(); `threads`: rows shared by up to that many threads, two or more rows each."},
     {"sums_versions", py_sums_versions, METH_NOARGS, "Names of the versions of unit_sums this processor runs, the one used by default first."},
     {"unit_sums", py_unit_sums, METH_VARARGS,
      "unit_sums(x, rows, cols, row_stride, slot, n_slots, masked, count, sq, sums, version=None, threads=1): adds each float32 row of x (rows row_stride "
      "floats apart) into the int64 slot[r] of: int64 count[n_slots], float32 sq[n_slots] (squared norms) and sums[n_slots, cols]; "
      "with masked (rows with NaN cells): float32 sq[n_slots] (sum of s * ||x0||^2) and sums[n_slots, 5 * cols] = [x0 | m | x0^2 | s x0 | s m], "
      "s = cols / present cells (count unused). `version`: one of sums_versions(), default (None) the first; `threads`: slots shared by "
-     "that many threads, each reading every row and adding those of its own slots (the same sums for any number of threads)."},
+     "up to that many threads (one or more slots each), each reading every row and adding those of its own slots (the same sums for any number of threads)."},
     {"kernels", py_kernels, METH_NOARGS, "Names of the kernels this processor runs, the one used by default first."},
     {"first_lowest_rows", py_first_lowest_rows, METH_VARARGS,
      "first_lowest_rows(scores, rows, cols, row_stride, bias, out, kernel=None, threads=1): addresses of a float32 [rows, cols] table with rows "
-     "row_stride floats apart, of float32 [cols] biases and of int64 [rows] results; out[r] = argmin_c scores[r, c] + bias[c]. `kernel`: one of kernels(), default the first; `threads`: rows shared by that many threads."},
+     "row_stride floats apart, of float32 [cols] biases and of int64 [rows] results; out[r] = argmin_c scores[r, c] + bias[c]. `kernel`: one of kernels(), default the first; `threads`: rows shared by up to that many threads, two or more rows each."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The compiled row minimum of fastsom's CPU search and the per-unit sums of its update.",

@@ -107,7 +107,7 @@ def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
             found[holed] = part
         if gone.any(): empty[i] = i + gone.nonzero()[:, 0]
     starts = range(0, len(x), step)
-    in_threads(one_block, starts, som.search_threads(len(starts), k))  # blocks in threads, as `Som.bmus` runs them
+    in_threads(one_block, starts, som.search_threads(len(starts), k))  # on the threads `Som.bmus` uses: blocks in turn or in threads
     if empty: raise empty_rows_error(torch.cat([empty[i] for i in sorted(empty)]))
     return out[:, 0] if k == 1 else out
 

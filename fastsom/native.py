@@ -60,7 +60,7 @@ def agrees_with_argmin(first_lowest_rows) -> bool:
 
 @functools.cache
 def native_first_lowest():
-    "The compiled row minimum as `f(scores, bias=None, out=None) -> [rows, 1]`, or None where it was not built, disagrees with `argmin`, or `FASTSOM_NATIVE=0`."
+    "The compiled row minimum as `f(scores, bias=None, out=None, threads=1) -> [rows, 1]`, or None where it was not built, disagrees with `argmin`, or `FASTSOM_NATIVE=0`."
     if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not native_kernels(): return None
     first_lowest_rows = row_minimum()
     return first_lowest_rows if agrees_with_argmin(first_lowest_rows) else None

@@ -224,7 +224,7 @@ def block_search(self:Som, k:int=1):
 # %% ../nbs/03_som.ipynb #57da4b4f
 @patch
 def search_threads(self:Som, n_blocks:int, k:int=1) -> int:
-    "Python threads for a search of `n_blocks` blocks for the `k` best units: several only for the CPU's euclidean search with torch's pick."
+    "Python threads for a search of `n_blocks` blocks for the `k` best units: several for the CPU's euclidean search, unless the compiled pick runs in torch's OpenMP team."
     if self.weight.device.type != 'cpu' or not self.product_search(): return 1
     if self.compiled_pick(k) and native_openmp(): return 1  # blocks in turn, each product and pick on all of torch's threads
     return max(1, min(torch.get_num_threads(), n_blocks))

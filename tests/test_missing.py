@@ -110,7 +110,7 @@ def test_reported_loss_is_the_per_sample_energy_over_present_cells(topology, tor
 
 @pytest.mark.parametrize('threads', [1, 2, 3])
 def test_masked_search_in_threads_is_the_same(threads, monkeypatch):
-    "The masked search runs its blocks in threads, as the dense one does, and finds the same units with any number of them."
+    "The masked search runs its blocks on the threads the dense one uses (in turn in torch's team, or in threads), and finds the same units with any number of them."
     import fastsom.missing
     used = []
     def in_threads(work, items, n):

@@ -52,9 +52,9 @@ def kernels():
 
 @pytest.mark.parametrize('kernel', kernels())
 @pytest.mark.parametrize('rows,cols', [(0, 64), (1, 1), (1, 64), (1000, 7), (1000, 64), (513, 129), (300, 900), (100, 10016)])
-@pytest.mark.parametrize('threads', [1, 2, 3])
+@pytest.mark.parametrize('threads', [1, 2, 3, 8])
 def test_kernel_is_argmin(kernel, rows, cols, threads):
-    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length, the rows shared by 1 to 3 threads."
+    "Ties, +-inf and NaN, with and without biases, on rows further apart than their length, the rows shared by 1 to 8 threads (more than the cores)."
     f = partial(row_minimum(kernel), threads=threads)
     scores, bias = randn(rows, cols + 5)[:, :cols], randn(cols, seed=1)
     if rows > 6:
@@ -105,7 +105,8 @@ def test_unit_sums_are_index_add(version, cols):
     s = cols / m.sum(1, keepdim=True)
     def by_slot(v): return torch.zeros(40, v.shape[1]).index_add_(0, slot, v)
     f = unit_sums_kernel(version)
-    for threads in (1, 2, 3):
+    one = None
+    for threads in (1, 2, 3, 8):  # 8: more threads than this machine's cores
         count, sq, sums = f(x0, slot, 40, threads=threads)
         fct.test_eq(count, torch.bincount(slot, minlength=40)); fct.test_eq(sums, by_slot(x0))
         fct.test_close(sq / by_slot((x0 * x0).sum(1, keepdim=True))[:, 0], torch.ones(40), eps=1e-5)
@@ -114,7 +115,10 @@ def test_unit_sums_are_index_add(version, cols):
         torch.testing.assert_close(sums5, expected, rtol=0, atol=0, equal_nan=True)  # NaN: a unit with a row of no present cell
         ref = by_slot(s * (x0 * x0).sum(1, keepdim=True))[:, 0]
         torch.testing.assert_close(ssq, ref, rtol=1e-5, atol=0, equal_nan=True)
-    for threads in (1, 2, 3): fct.test_eq(fastsom.native.split_kernel(version)(x, threads), torch.cat([x0, m], 1))
+        bits = [t.view(torch.int32) if t.is_floating_point() else t for t in (count, sq, sums, ssq, sums5)]
+        if one is None: one = bits
+        for a, b in zip(bits, one): fct.test_eq(a, b)  # the same bits for any number of threads
+    for threads in (1, 2, 3, 8): fct.test_eq(fastsom.native.split_kernel(version)(x, threads), torch.cat([x0, m], 1))
     for threads in (1, 2):
         assert f(x, slot, 40, threads=threads) is None  # the complete sums stop at a NaN cell
         inf = x0.clone(); inf[7, 0], inf[8, 0] = float('inf'), -float('inf')
@@ -126,6 +130,51 @@ def test_threads_must_be_positive():
     for call in (lambda: row_minimum()(x, threads=0), lambda: fastsom.native.unit_sums_kernel()(x, slot, 4, threads=0),
                  lambda: fastsom.native.split_kernel()(x, 0)):
         with pytest.raises(ValueError, match='threads must be at least 1, got 0'): call()
+
+def run_in_group(code:str, timeout:float=120):
+    "Exit status and output words of `python -c code`; on a hang, it and the processes it forked are killed and the test fails."
+    import signal
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try: out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL); proc.communicate()
+        pytest.fail(f'hung for {timeout} s')
+    return proc.returncode, out.split() if proc.returncode == 0 else err[-2000:]
+
+def test_a_large_thread_count_starts_no_idle_threads():
+    "A thread count far above the work (here 2**31 - 1 for 10 rows and 4 units) gives the one-thread answer; it crashed OpenMP asking for that many threads."
+    if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
+    code = ("import torch, fastsom.native as n; g = torch.Generator().manual_seed(0); x = torch.randn(10, 5, generator=g); "
+            "xm = x.clone(); xm[::3, 1] = float('nan'); slot = torch.arange(10) % 4; big = 2**31 - 1; "
+            "same = lambda a, b: all(torch.equal(u, v) for u, v in zip(a, b)); f = n.unit_sums_kernel(); "
+            "print(torch.equal(n.row_minimum()(x, threads=big), x.argmin(1, keepdim=True)) if n.native_kernels() else True, "
+            "torch.equal(n.split_kernel()(xm, big), n.split_kernel()(xm)), same(f(x, slot, 4, threads=big), f(x, slot, 4)), "
+            "same(f(xm, slot, 4, masked=True, threads=big), f(xm, slot, 4, masked=True)))")
+    fct.test_eq(run_in_group(code), (0, ['True'] * 4))
+
+FORKED_WORKERS = """
+import torch
+from torch.utils.data import DataLoader, Dataset
+from fastsom.all import Som
+from fastsom.missing import masked_bmus
+torch.set_num_threads(2)
+g = torch.Generator().manual_seed(0)
+x = torch.randn(8000, 8, generator=g); xm = x.clone(); xm[::5, 2] = float('nan')
+som = Som(8, (20, 20)); som.init_weights(x, 'samples', seed=0)
+ref, refm = som.bmus(x), masked_bmus(som, xm)  # the parent's team of two threads is started
+class Blocks(Dataset):
+    def __len__(self): return 8
+    def __getitem__(self, i): return som.bmus(x[i * 1000:(i + 1) * 1000]), masked_bmus(som, xm[i * 1000:(i + 1) * 1000])
+found = list(DataLoader(Blocks(), batch_size=None, num_workers=2, multiprocessing_context='fork'))
+print(torch.equal(torch.cat([b for b, _ in found]), ref), torch.equal(torch.cat([m for _, m in found]), refm),
+      torch.equal(som.bmus(x), ref))  # and the parent's team still works
+"""
+
+def test_forked_dataloader_workers_search():
+    "A DataLoader's forked workers (on one thread, as PyTorch sets them) search after the parent's team ran: no hang, the same units."
+    import platform
+    if platform.system() != 'Linux': pytest.skip('fork is the default start method on Linux')
+    fct.test_eq(run_in_group(FORKED_WORKERS), (0, ['True'] * 3))
 
 def test_openmp_is_torchs():
     "Built with OpenMP (gcc has it), the extension runs in the OpenMP runtime torch loaded: one libgomp in the process, so no second team spins."
@@ -163,6 +212,11 @@ def test_unit_sums_refuse_a_unit_out_of_range():
     f = fastsom.native.unit_sums_kernel()
     with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4)
     with pytest.raises(ValueError, match=r'outside \[0, 4\)'): f(randn(10, 3), torch.arange(10), 4, threads=2)
+    late = torch.arange(200) % 4; late[150] = 4  # after a row with a NaN cell, which stops the sums
+    x = randn(200, 3); x[5, 1] = float('nan')
+    for version in fastsom.native.sums_versions():
+        for threads in (1, 2, 3):  # an error for any number of threads, not None (the masked sums asked for) on one
+            with pytest.raises(ValueError, match=r'outside \[0, 4\)'): fastsom.native.unit_sums_kernel(version)(x, late, 4, threads=threads)
 
 # Every branch between the compiled code and torch's steps, end to end: the same run with the kernels and without.
 from contextlib import contextmanager

@@ -131,6 +131,21 @@ def test_search_in_threads_is_the_same(threads, row_minimum):
         fct.test_eq(torch.get_num_threads(), threads)
     finally: torch.set_num_threads(before)
 
+def test_searches_from_several_python_threads_at_once():
+    "Four Python threads searching one map at once (each its own OpenMP team, or Python threads of blocks for k=2) find the units of one search."
+    from concurrent.futures import ThreadPoolExecutor
+    x, som = randn(20_000, 16), Som(16, (20, 20))
+    with torch.no_grad(): som.weight.copy_(randn(400, 16, seed=1))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        one, two = som.bmus(x), som.bmus(x, k=2)
+        with ThreadPoolExecutor(4) as pool:
+            found = list(pool.map(lambda i: som.bmus(x, k=1 + i % 2), range(8)))
+        for i, f in enumerate(found): fct.test_eq(f, two if i % 2 else one)
+        fct.test_eq(torch.get_num_threads(), 2)
+    finally: torch.set_num_threads(before)
+
 def test_other_searches_stay_in_one_thread():
     "Another distance, another device, or one block: no threads."
     som = Som(8, (30, 30), distance='manhattan')
