@@ -6,10 +6,10 @@
 
 For each workload (blobs 100,000 x 64 on a 30 x 30 map and 200,000 x 256 on a 50 x 50 map, the data of
 `bench/epoch_speed.py`), one search of every sample (`Som.bmus`), the way fastsom runs it, and the same
-search taken apart: block after block with torch's threads inside each product (no threads of blocks), with
-torch's own pick instead of the compiled kernel, and the search's bare products alone (no pick); then the
-search of the same rows with 20% of their cells missing (the masked search: a product of 2 D columns, blocks in
-threads), and the rest of an epoch's arithmetic, `SomLoss` with its backward (the per-unit sums of the batch,
+search taken apart: whole blocks in Python threads, each with its own product and pick on one core (the
+search before fastsom ran in torch's OpenMP team), with torch's own pick instead of the compiled kernel, and
+the search's bare products alone (no pick), block after block on all threads; then the search of the same
+rows with 20% of their cells missing (the masked search: a product of 2 D columns), and the rest of an epoch's arithmetic, `SomLoss` with its backward (the per-unit sums of the batch,
 once, for the reported energy and the step). The limit is the search's arithmetic, 2 N M D flops, at
 the best blocked float32 product rate: `epoch_speed.matmul_limit` first finds the fastest row block and kernel
 (MKL's or oneDNN's) on 16,384 rows, then every round times that product over all N rows, with torch's threads,
@@ -46,12 +46,12 @@ def variants(som, x):
     "name: function running one search of `x`."
     import fastsom.som as fs
     step = som.block_rows()
-    def no_block_threads():
+    def block_threads():
         search, out = som.block_search(), torch.empty(len(x), 1, dtype=torch.long)
-        for i in range(0, len(x), step): search(x[i:i + step], out[i:i + step])
+        fs.in_threads(lambda i: search(x[i:i + step], out[i:i + step]), range(0, len(x), step), torch.get_num_threads())
     product = fs.score_product(-2 * som.weight.detach())
-    def bare_in_threads():
-        fs.in_threads(lambda i: product(x[i:i + step]), range(0, len(x), step), torch.get_num_threads())
+    def bare_products():
+        for i in range(0, len(x), step): product(x[i:i + step])
     def torch_pick():
         kernel, fs.native_first_lowest = fs.native_first_lowest, lambda: None
         try: som(x)
@@ -62,8 +62,8 @@ def variants(som, x):
     def loss_step():
         loss(bmu, x).backward()
         som.weight.grad = None
-    return {'fastsom search (Som.bmus)': lambda: som(x), 'no threads of blocks': no_block_threads,
-            "torch's pick, threads of blocks": torch_pick, 'bare product alone, threads of blocks': bare_in_threads,
+    return {'fastsom search (Som.bmus)': lambda: som(x), 'threads of blocks, one core each': block_threads,
+            "torch's pick, threads of blocks": torch_pick, 'bare products alone, blocks in turn': bare_products,
             'search with 20% of the cells missing (masked_bmus)': lambda: som(holed),
             "the update: SomLoss and its backward (per-unit sums once)": loss_step}
 
