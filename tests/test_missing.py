@@ -253,17 +253,23 @@ def test_rows_of_any_strides_give_torchs_sums():
     w, kernel, bmu = torch.randn(16, 3), torch.eye(16), torch.arange(20) % 16
     fct.test_close(som_energy(row, w, bmu, kernel), som_energy(row.contiguous(), w, bmu, kernel), eps=1e-5)
 
-def test_masked_blocks_count_their_split_and_reranking(monkeypatch):
-    "A masked block's rows also hold `[x0, m]` (2 D numbers each) and, where torch rounds products, the re-ranked candidates."
+@pytest.fixture
+def masked_rows(monkeypatch):
+    "The rows of each block the masked search is given, counted in a list the test reads."
     import fastsom.missing
     seen, real = [], fastsom.missing.masked_search
     def recording(som, k=1):
         inner = real(som, k)
-        def record(xb, out):
+        def search(xb, out):
             seen.append(len(xb))
             return inner(xb, out)
-        return record
+        return search
     monkeypatch.setattr(fastsom.missing, 'masked_search', recording)
+    return seen
+
+def test_masked_blocks_count_their_split_and_reranking(masked_rows):
+    "A masked block's rows also hold `[x0, m]` (2 D numbers each) and, where torch rounds products, the re-ranked candidates."
+    seen = masked_rows
     som = Som(300, (20, 20))
     x = with_gaps(6000, 300, seed=5, dtype=torch.float32)
     som.init_weights(x, 'samples', seed=0)
@@ -277,19 +283,11 @@ def test_masked_blocks_count_their_split_and_reranking(monkeypatch):
     finally: torch.set_float32_matmul_precision('highest')
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_rows_without_gaps_take_the_complete_search(dtype, monkeypatch):
+def test_rows_without_gaps_take_the_complete_search(dtype, masked_rows):
     "Only the rows that have a missing cell pay for the masked product; every row's unit is the written-out formula's."
-    import fastsom.missing
-    calls, real = [], fastsom.missing.masked_search
-    def counting(som, k=1):
-        inner = real(som, k)
-        def search(xb, out):
-            calls.append(len(xb))
-            return inner(xb, out)
-        return search
-    monkeypatch.setattr(fastsom.missing, 'masked_search', counting)
+    calls = masked_rows
     x = with_gaps(5000, 6, 0., seed=11, dtype=dtype)
-    x[[3, 4000], 2] = math.nan  # two blocks of 10 have a gap
+    x[[3, 4000], 2] = math.nan  # a gap in two rows, in two of the blocks
     som = Som(6, (7, 9), block_bytes=500 * 63 * x.element_size()).to(dtype).init_weights(x.nan_to_num(), 'samples', seed=0)
     step = som.block_rows(2 * 6)
     assert -(-len(x) // step) >= 8, step
