@@ -18,6 +18,10 @@ def native_kernels() -> tuple[str, ...]:
     "Names of the compiled row-minimum kernels this processor runs, the default first; `()` where fastsom was built without them."
     return _native.kernels() if _native is not None else ()
 
+def _switched_on() -> bool:
+    "Whether the compiled code may run: not where the environment variable `FASTSOM_NATIVE=0` was set."
+    return os.environ.get('FASTSOM_NATIVE', '1') != '0'
+
 def native_openmp() -> bool:
     "Whether the compiled code shares a call's work among `threads` of torch's OpenMP team (built with OpenMP); else each call runs on one thread."
     return _native is not None and _native.openmp()
@@ -61,7 +65,7 @@ def agrees_with_argmin(first_lowest_rows) -> bool:
 @functools.cache
 def native_first_lowest():
     "The compiled row minimum as `f(scores, bias=None, out=None, threads=1) -> [rows, 1]`, or None where it was not built, disagrees with `argmin`, or `FASTSOM_NATIVE=0`."
-    if os.environ.get('FASTSOM_NATIVE', '1') == '0' or not native_kernels(): return None
+    if not _switched_on() or not native_kernels(): return None
     first_lowest_rows = row_minimum()
     return first_lowest_rows if agrees_with_argmin(first_lowest_rows) else None
 
@@ -73,10 +77,6 @@ def sums_versions() -> tuple[str, ...]:
 def _check_version(version:str|None):
     if version is not None and version not in sums_versions():
         raise ValueError(f"unknown version {version!r}; this processor runs {sums_versions() or 'none (fastsom was built without them)'}")
-
-def _switched_on() -> bool:
-    "Whether the compiled code may run: not where the environment variable `FASTSOM_NATIVE=0` was set."
-    return os.environ.get('FASTSOM_NATIVE', '1') != '0'
 
 def unit_sums_kernel(version:str|None=None, # one of `sums_versions()`; default the first
                     ):
