@@ -15,13 +15,14 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 from fastai.callback.schedule import SchedExp
 from fastai.metrics import mse
-from .core import as_data, seeded, check_positive
+from .core import as_data, linear_init, check_positive
 from .callback.schedule import AttrScheduler
 from .layers import gumbel_softmax
 
 # %% auto #0
-__all__ = ['js_divergence', 'ConcreteSelector', 'ConcreteAutoencoder', 'ConcreteLoss', 'ConcreteConvergenceWarning',
-           'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner', 'LogitWeightDecay', 'concrete_learner']
+__all__ = ['js_divergence', 'ConcreteSelector', 'GeneratorDropout', 'ConcreteAutoencoder', 'ConcreteLoss',
+           'ConcreteConvergenceWarning', 'MeanMaxProb', 'ConcreteConvergence', 'ConcreteLearner', 'LogitWeightDecay',
+           'LoaderDraws', 'concrete_learner']
 
 # %% ../nbs/13_concrete.ipynb #c6f35b7e
 def js_divergence(logits:torch.Tensor, # [k, d] logits of k distributions over d outcomes
@@ -34,6 +35,7 @@ def js_divergence(logits:torch.Tensor, # [k, d] logits of k distributions over d
 # %% ../nbs/13_concrete.ipynb #07a440a8
 class ConcreteSelector(nn.Module):
     "Select `k` of `d` input features, with `k` learnable concrete distributions over the features."
+    generator = None # random source of the Gumbel noise and the dropped logits; None: torch's global generator
     def __init__(self,
                  d:int, # number of input features
                  k:int, # number of features to select, 1 <= k <= d
@@ -49,7 +51,13 @@ class ConcreteSelector(nn.Module):
         if not 0 <= logit_dropout < 1: raise ValueError(f"logit_dropout must be in [0, 1), got {logit_dropout}")
         self.d, self.k, self.hard, self.logit_dropout, self.min_temperature = d, k, hard, logit_dropout, min_temperature
         self.temperature = temperature
-        self.logits = nn.Parameter(torch.randn(k, d) * math.sqrt(2 / (k + d)))
+        self.logits = nn.Parameter(torch.empty(k, d))
+        self.reset_logits()
+
+    @torch.no_grad()
+    def reset_logits(self, generator:torch.Generator|None=None):
+        "Draw the logits, normal with variance `2 / (k + d)`, from `generator` (default torch's global generator)."
+        self.logits.copy_(torch.randn(self.k, self.d, generator=generator) * math.sqrt(2 / (self.k + self.d)))
 
     @property
     def temperature(self): return self._temperature
@@ -72,9 +80,9 @@ class ConcreteSelector(nn.Module):
     def extra_repr(self): return f"d={self.d}, k={self.k}, temperature={self.temperature:.3g}, hard={self.hard}"
 
 # %% ../nbs/13_concrete.ipynb #23c1e494
-def _drop_logits(logits:torch.Tensor, p:float) -> torch.Tensor:
+def _drop_logits(logits:torch.Tensor, p:float, generator:torch.Generator|None=None) -> torch.Tensor:
     "Exclude each logit with probability `p`; every row keeps at least one."
-    drop = torch.rand(logits.shape, device=logits.device) < p
+    drop = torch.rand(logits.shape, device=logits.device, generator=generator) < p
     drop &= ~drop.all(-1, keepdim=True)
     return logits.masked_fill(drop, float('-inf'))
 
@@ -83,11 +91,19 @@ def forward(self:ConcreteSelector, x:torch.Tensor) -> torch.Tensor:
     "A concrete sample of `k` mixtures of the features of `x` in training; its `selected` columns in evaluation."
     if x.shape[-1] != self.d: raise ValueError(f"ConcreteSelector expects {self.d} features, got {x.shape[-1]}")
     if not self.training: return x[..., self.selected]
-    logits = _drop_logits(self.logits, self.logit_dropout) if self.logit_dropout > 0 else self.logits
-    w = gumbel_softmax(logits, self.temperature, self.hard, min_temperature=self.min_temperature)
+    logits = _drop_logits(self.logits, self.logit_dropout, self.generator) if self.logit_dropout > 0 else self.logits
+    w = gumbel_softmax(logits, self.temperature, self.hard, min_temperature=self.min_temperature, generator=self.generator)
     return x @ w.t()
 
 # %% ../nbs/13_concrete.ipynb #6e70669e
+class GeneratorDropout(nn.Dropout):
+    "`nn.Dropout` that draws from `generator` when one is set (a seeded fit), with the same masks torch's CPU dropout draws."
+    generator = None # random source of the masks; None: torch's global generator
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        if self.generator is None or not self.training or self.p == 0: return super().forward(x)
+        if self.p == 1: return x * 0
+        return x * torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator).div_(1 - self.p)
+
 class ConcreteAutoencoder(nn.Module):
     "A `ConcreteSelector` of `k` of `d` features, and an MLP decoder back to the `d` features."
     @delegates(ConcreteSelector.__init__)
@@ -100,7 +116,7 @@ class ConcreteAutoencoder(nn.Module):
         super().__init__()
         self.selector = ConcreteSelector(d, k, **kwargs)
         layers, n = [], k
-        for h in hidden: layers += [nn.Linear(n, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]; n = h
+        for h in hidden: layers += [nn.Linear(n, h), nn.LeakyReLU(0.2), GeneratorDropout(dropout)]; n = h
         self.decoder = nn.Sequential(*layers, nn.Linear(n, d))
 
     def forward(self, x): return self.decoder(self.selector(x))
@@ -179,14 +195,28 @@ class LogitWeightDecay(Callback):
         "Give the logits' parameter group its own weight decay."
         self.opt.set_hyper('wd', [h['wd'] for h in self.opt.hypers[:-1]] + [self.wd])
 
+class LoaderDraws(Callback):
+    "Take from `generator` the draw each epoch's loaders take from torch's generator as they start (PyTorch's iterator's seed)."
+    def __init__(self, generator:torch.Generator): self.generator = generator
+    def _draw(self): torch.empty((), dtype=torch.int64, device=self.generator.device).random_(generator=self.generator)
+    def before_train(self): self._draw()
+    def before_validate(self): self._draw()
+
 @patch
 def fit(self:ConcreteLearner, *args, **kwargs):
-    "`Learner.fit`, with the run's randomness seeded from `(seed, n_fits)` if the learner has a `seed`."
+    "`Learner.fit`, with the run's randomness drawn from a generator of its own, seeded from `(seed, n_fits)`, if the learner has a `seed`."
     if self.seed is None: return Learner.fit(self, *args, **kwargs)
     rng = random.Random(f"{self.seed}:{self.n_fits}")
     self.n_fits += 1
     if hasattr(self.dls.train, 'rng'): self.dls.train.rng = random.Random(rng.getrandbits(64))
-    with seeded(rng.getrandbits(63)): return Learner.fit(self, *args, **kwargs)
+    generator = torch.Generator(self.selector.logits.device).manual_seed(rng.getrandbits(63))
+    drawing = [m for m in self.model.modules() if isinstance(m, (ConcreteSelector, GeneratorDropout))]
+    for m in drawing: m.generator = generator
+    try:
+        with torch.random.fork_rng(devices=[]), self.added_cbs(LoaderDraws(generator)):  # the loaders' draws given back
+            return Learner.fit(self, *args, **kwargs)
+    finally:
+        for m in drawing: m.generator = None
 
 # %% ../nbs/13_concrete.ipynb #ef2b80cc
 def _concrete_splitter(model): return [list(model.decoder.parameters()), [model.selector.logits]]
@@ -214,8 +244,12 @@ def concrete_learner(dls, # batches of (x, x), e.g. `som_dataloaders(..., normal
     "A `ConcreteLearner` training a new `ConcreteAutoencoder` on `dls`."
     d = dls.train.one_batch()[0].shape[-1] if not hasattr(dls, 'n_features') else dls.n_features
     check_positive('temperature_end', temperature_end)
-    with seeded(seed):
+    with torch.random.fork_rng(devices=[]):  # torch's generator left as it was by the default initialisation
         model = ConcreteAutoencoder(d, k, hidden, dropout, temperature=temperature, hard=hard, logit_dropout=logit_dropout)
+    if seed is not None:  # the seed's own generator: the logits first, then the decoder's layers, as they were built
+        generator = torch.Generator().manual_seed(seed)
+        model.selector.reset_logits(generator)
+        linear_init(model.decoder, generator)
     if metrics is None: metrics = [mse, MeanMaxProb()]
     if temperature_sched is None: temperature_sched = SchedExp(temperature, temperature_end)
     sched = AttrScheduler({'temperature': temperature_sched}, per_epoch=per_epoch)

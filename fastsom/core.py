@@ -5,13 +5,13 @@
 # %% ../nbs/00_core.ipynb #ae8b9cf4
 from __future__ import annotations
 import math
-from contextlib import contextmanager
 import numpy as np, pandas as pd, torch
+from torch import nn
 from fastcore.basics import store_attr, patch
 
 # %% auto #0
 __all__ = ['TOPOLOGIES', 'INIT_ROWS', 'check_map_size', 'check_choice', 'check_positive', 'Grid', 'check_finite', 'as_data',
-           'seeded', 'init_sample']
+           'linear_init', 'init_sample']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 TOPOLOGIES = ('rectangular', 'hexagonal')
@@ -153,12 +153,15 @@ def as_data(x, # tensor, ndarray or numeric DataFrame of shape (samples, feature
     return t
 
 # %% ../nbs/00_core.ipynb #8372e4f1
-@contextmanager
-def seeded(seed:int|None):
-    "Run a block with torch's default generator seeded by `seed`, restoring the generator afterwards."
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # `manual_seed` seeds the GPUs' generators too
-        if seed is not None: torch.manual_seed(seed)
-        yield
+def linear_init(module:nn.Module, generator:torch.Generator) -> nn.Module:
+    "Initialise every `nn.Linear` of `module`, in order, as PyTorch does (`reset_parameters`), drawing from `generator`."
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                bound = 1 / math.sqrt(m.in_features) if m.in_features > 0 else 0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+    return module
 
 INIT_ROWS = 10_000  # rows a codebook's initialisation looks at: enough for its principal axes, cheap on any data
 

@@ -86,6 +86,7 @@ class Topography(Som):
                  kernel_norm:bool|None=None, # divide each unit's neighbourhood weights by their sum; default True for 'energy', False for 'forum'
                  init_scale:float=1., # spread of the initial sheet of units
                  seed:int|None=None, # seed of the initial directions (or values)
+                 generator:torch.Generator|None=None, # instead of `seed`: the random source of the initial units
                  power:float|None=None, # exponent of the distances; default `p` (the SOM energy); the forum's is 2
                  objective:str='energy', # the loss: 'energy' (the SOM energy) or 'forum' (the forum's), see `OBJECTIVES`
                  init:str='sheet', # 'sheet' (ordered) or 'normal' (the forum's), see `INITS`
@@ -110,8 +111,8 @@ class Topography(Som):
         self.objective, self.outputs = objective, outputs
         self.kernel_norm = (objective == 'energy') if kernel_norm is None else kernel_norm
         self.temperature = temperature
-        if init == 'sheet': self.init_sheet(init_scale, seed)
-        else: self.init_normal(seed)
+        if init == 'sheet': self.init_sheet(init_scale, seed, generator)
+        else: self.init_normal(seed, generator)
 
     @classmethod
     def forum(cls,
@@ -145,9 +146,10 @@ class Topography(Som):
 def init_sheet(self:Topography,
                spread:float=1., # half-width of the sheet along its longer side
                seed:int|None=None, # seed of the random directions
+               generator:torch.Generator|None=None, # instead of `seed`: the random source of the directions
               ):
     "Lay the units on an ordered grid spanning two random orthogonal directions, around 0 (off 0 by `spread` if `normalize`)."
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed) if seed is not None else None
     offset = self.normalize and self.latent_dim >= 3
     basis = torch.linalg.qr(torch.randn(self.latent_dim, 3 if offset else 2, generator=gen, dtype=torch.float64))[0]
     axes = _grid_axes(self.grid)[:, :min(2, basis.shape[1])]
@@ -163,9 +165,10 @@ def init_sheet(self:Topography,
 @torch.no_grad()
 def init_normal(self:Topography,
                 seed:int|None=None, # seed of the draw; None: torch's generator, as the forum's layer
+                generator:torch.Generator|None=None, # instead of `seed`: the random source of the draw
                ):
     "Every value drawn from a normal law of standard deviation `1 / sqrt(latent_dim)` (the forum's start)."
-    gen = torch.Generator(device=self.weight.device).manual_seed(seed) if seed is not None else None
+    gen = generator if generator is not None else torch.Generator(device=self.weight.device).manual_seed(seed) if seed is not None else None
     self.weight.normal_(0., 1 / math.sqrt(self.latent_dim), generator=gen)
     return self
 

@@ -13,7 +13,7 @@ from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.schedule import SchedExp
-from .core import as_data, seeded, check_positive, init_sample
+from .core import as_data, linear_init, check_positive, init_sample
 from .layers import Topography
 from .metrics import TopographicError
 from .callback.schedule import AttrScheduler
@@ -147,9 +147,12 @@ def deep_som_learner(dls, # `DataLoaders` of (x, x) batches, e.g. from `som_data
     train = dls.train.dataset
     x = train if isinstance(train, torch.Tensor) else dls.one_batch()[0].cpu()
     n_in = x.shape[1]
-    with seeded(seed):
-        model = DeepSom(n_in, latent_dim, hidden, map_size, assign=assign, sigma=sigma, temperature=temperature,
-                        **(topo_kwargs or {}))
+    gen, topo_kwargs = torch.Generator().manual_seed(seed) if seed is not None else None, dict(topo_kwargs or {})
+    if 'seed' not in topo_kwargs: topo_kwargs.setdefault('generator', gen)  # the units' first directions, then the layers
+    with torch.random.fork_rng(devices=[]):  # torch's generator left as it was by the default initialisation
+        model = DeepSom(n_in, latent_dim, hidden, map_size, assign=assign, sigma=sigma, temperature=temperature, **topo_kwargs)
+    if gen is not None:
+        for layers in (model.encoder, model.decoder): linear_init(layers, gen)
     topo = model.topography
     sample = init_sample(x, seed)
     if getattr(dls, 'normalizer', None) is not None and isinstance(train, torch.Tensor): sample = dls.normalizer.encode(sample)

@@ -237,3 +237,23 @@ def test_divergence_is_the_reports_gjs():
     mean = (pi / K).sum(0, keepdim=True)
     gjs = ((1 / K) * (pi * (log_pi - mean.log())).sum(1, keepdim=True)).sum(0)
     fct.test_close(js_divergence(logits), gjs.squeeze(), eps=1e-12)
+
+def test_seeded_fit_draws_what_torchs_seeded_generator_drew(one_thread):
+    "The fit's own generator (and the initial weights' one) give the numbers of the same run on torch's global generator seeded as fastsom once seeded it."
+    import random
+    from fastsom.concrete import ConcreteLearner, _concrete_splitter, ConcreteLoss
+    dls = som_dataloaders(_easy_data(200), bs=20, normalize=False, seed=0, device='cpu')
+    ours = concrete_learner(dls, k=2, hidden=(8,), logit_dropout=0.2, threshold=0., seed=1)
+    with ours.no_bar(), ours.no_logging(): ours.fit(2)
+    with torch.random.fork_rng(devices=[]):  # the former recipe, written out: torch's generator seeded for the weights ...
+        torch.manual_seed(1)
+        model = ConcreteAutoencoder(6, 2, (8,), temperature=10., logit_dropout=0.2)
+    theirs = ConcreteLearner(dls, model, loss_func=ConcreteLoss(model.selector), splitter=_concrete_splitter,
+                             lr=slice(1e-3, 1e-1), cbs=[cb for cb in ours.cbs if type(cb).__name__ in ('AttrScheduler', 'LogitWeightDecay')])
+    rng = random.Random("1:0")
+    dls.train.rng = random.Random(rng.getrandbits(64))
+    with torch.random.fork_rng(devices=[]), theirs.no_bar(), theirs.no_logging():  # ... and for the fit
+        torch.manual_seed(rng.getrandbits(63))
+        theirs.fit(2)
+    fct.test_eq(ours.selector.logits.detach(), theirs.selector.logits.detach())
+    for a, b in zip(ours.model.decoder.parameters(), theirs.model.decoder.parameters()): fct.test_eq(a.detach(), b.detach())

@@ -187,3 +187,17 @@ def test_forum_layer_in_a_deep_som():
     d = torch.cdist(F.normalize(z, dim=1), F.normalize(model.topography.lin_wts, dim=1)) ** 2
     forum = (torch.exp(-g[d.argmin(1)] / (2 + 1e-5)) * d).sum(1).mean()
     fct.test_close(DeepSomLoss(model.topography, gamma=0.5)((recon, z), x), F.mse_loss(recon, x) + 0.5 * forum, eps=1e-5)
+
+def test_seeded_weights_are_those_of_torchs_seeded_generator():
+    "deep_som_learner(seed=s) starts from the layers torch's generator seeded with s gave (units' directions first, then encoder and decoder), without seeding it."
+    x = torch.rand(300, 16, generator=torch.Generator().manual_seed(0))
+    dls = som_dataloaders(x, bs=100, seed=0)
+    before = torch.random.get_rng_state()
+    learn = deep_som_learner(dls, map_size=(4, 4), latent_dim=3, hidden=(8,), seed=2)
+    fct.test_eq(torch.random.get_rng_state(), before)
+    with torch.random.fork_rng(devices=[]):  # written out, in the test: the same model built on torch's generator seeded with 2
+        torch.manual_seed(2)
+        model = DeepSom(16, 3, (8,), (4, 4))
+    for ours, theirs in zip([*learn.model.encoder.parameters(), *learn.model.decoder.parameters()],
+                            [*model.encoder.parameters(), *model.decoder.parameters()]):
+        fct.test_eq(ours.detach(), theirs)

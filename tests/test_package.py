@@ -29,3 +29,12 @@ def test_star_import_exposes_the_quick_start():
     exec('from fastsom.all import *', ns)
     for name in ['som_dataloaders', 'som_learner', 'quantization_error', 'topographic_error', 'Som', 'AttrScheduler', 'load_dataset']:
         assert name in ns, name
+
+def test_no_global_state_in_the_package():
+    "The package never shows a plot, imports fastai.vision, or seeds a generator it does not own (torch's, NumPy's, Python's)."
+    import re
+    from pathlib import Path
+    banned = re.compile(r"plt\.show\(|fastai\.vision|torch\.(random\.|cuda\.)?manual_seed(_all)?\(|set_seed\(|np\.random\.seed\(|random\.seed\(")
+    found = [f"{path.name}:{i}: {line.strip()}" for path in sorted(Path(fastsom.__file__).parent.rglob('*.py'))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if banned.search(line)]
+    assert not found, found
