@@ -167,10 +167,26 @@ class SomDataLoader(DataLoader):
             idx = order[i:i + self.bs]
             yield (self.dataset[idx.start:idx.stop] if isinstance(idx, range) else self.dataset[idx],)
 
+    def standardised(self, x:torch.Tensor) -> torch.Tensor:
+        "`x` standardised; a batch of every row (one batch an epoch) once, then kept while neither it nor its standardised copy changes."
+        if self.normalizer is None: return x
+        if not (torch.is_tensor(self.dataset) and len(x) == len(self.dataset) and x.data_ptr() == self.dataset.data_ptr()):
+            return self.normalizer.encode(x)
+        key = (x.shape, x.stride(), x.device, x._version)  # `_version` counts in-place changes of the rows
+        kept = getattr(self, '_standardised', None)
+        if kept is None or kept[0] != key or kept[1] is not self.normalizer or kept[2]._version != kept[3]:
+            out = self.normalizer.encode(x)
+            self._standardised = kept = (key, self.normalizer, out, out._version)
+        return kept[2]
+
     def after_batch(self, b):
         "Standardise the batch and return it as input and target, `(x, x)`."
-        x = b[0] if self.normalizer is None else self.normalizer.encode(b[0])
+        x = self.standardised(b[0])
         return (x, x)
+
+    def __getstate__(self):
+        "Pickle without the kept standardised rows."
+        return {k: v for k, v in self.__dict__.items() if k != '_standardised'}
 
     def new(self, dataset=None, cls=None, **kwargs):
         return super().new(dataset, cls, **{'normalizer': self.normalizer, **kwargs})

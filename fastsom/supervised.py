@@ -251,7 +251,7 @@ class TargetDataLoader(SomDataLoader):
         "Standardised features, and the targets: class indices as longs (-1: unlabelled), or values `[N, T]` (`NaN`: unlabelled)."
         b = b[0]
         x = b[:, :b.shape[1] - self.n_targets]
-        x = x if self.normalizer is None else self.normalizer.encode(x)
+        x = self.standardised(x)
         if not self.n_targets: return (x,)
         t = b[:, -self.n_targets:]
         if self.n_classes is not None: return (x, t[:, 0].nan_to_num(-1).long())
