@@ -2,7 +2,7 @@
 
     python bench/epoch_speed.py                       # every CPU workload, all libraries but MiniSom on blobs200k
     python bench/epoch_speed.py --workloads blobs100k --libs fastsom,xpysom --threads 2
-    python bench/epoch_speed.py --skip ''             # MiniSom on blobs200k too: about 1,000 s per epoch on 2 cores
+    python bench/epoch_speed.py --skip ''             # MiniSom on blobs200k too: about 520 s per epoch on 2 cores (2026-11-30)
     python bench/epoch_speed.py --device cuda [--tf32]    # on a GPU: the GPU workloads, float32 or TF32 products
 
 Each library trains the same map on the same standardised data, one library at a time in its own
@@ -46,7 +46,7 @@ GPU_WORKLOADS = ('digits', 'blobs100k', 'blobs200k', 'wide1m')
 DISK = ('disk100k', 'disk1m', 'parquet100k', 'parquet1m', 'csv100k', 'csv1m')
 CPU_WORKLOADS = tuple(name for name in WORKLOADS if name != 'wide1m')  # wide1m: over an hour per library on 2 cores
 LIBS = ('fastsom', 'xpysom', 'minisom', 'torchsom')
-SKIP = 'minisom:blobs200k'  # about 1,000 s per epoch on 2 cores: 2,000 s for one run
+SKIP = 'minisom:blobs200k'  # about 520 s per epoch on 2 cores: over 1,000 s for one run
 
 def make_data(name, folder):
     "Standardised float32 data of a workload, saved as .npy; returns its path."

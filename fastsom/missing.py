@@ -8,13 +8,13 @@ import math
 from typing import NamedTuple
 import torch
 from .som import Som, k_lowest, score_product, in_threads
-from .native import native_first_lowest, native_split, native_unit_sums
+from .native import native_first_lowest, native_split, native_unit_sums, native_masked_first_lowest, square_tables
 from .distance import is_euclidean
 
 # %% auto #0
 __all__ = ['has_missing', 'split_missing', 'empty_rows_error', 'check_rows_present', 'masked_sqdist', 'present_distance',
-           'masked_search', 'masked_bmus', 'UnitSums', 'check_units', 'hit_slots', 'unit_sums', 'energy_from_sums',
-           'masked_energy', 'unit_presence', 'mean_filled']
+           'gapped_search', 'masked_search', 'masked_bmus', 'UnitSums', 'check_units', 'hit_slots', 'unit_sums',
+           'energy_from_sums', 'masked_energy', 'unit_presence', 'mean_filled']
 
 # %% ../nbs/03a_missing.ipynb #4f0fb8b9
 def has_missing(x:torch.Tensor) -> bool:
@@ -58,15 +58,10 @@ def present_distance(x:torch.Tensor, # samples, missing cells as NaN, [N, D]
     return ((x0 - w).square().mul_(m).sum(1) * (x.shape[1] / m.sum(1))).sqrt()
 
 # %% ../nbs/03a_missing.ipynb #d41b6b0c
-def masked_search(som:Som, k:int=1):
-    "A function `search(xb, out)` writing the `k` best units of a block of rows with missing cells to `out` (`[rows, k]`), returning which rows have no present feature."
-    if type(som).unit_scores is not Som.unit_scores:  # a subclass (such as `Topography`) that scores its own way
-        raise ValueError(f"{type(som).__name__} cannot compare rows with missing cells: fill them first")
-    if not is_euclidean(som.distance):
-        raise ValueError(f"the distance {getattr(som.distance, '__name__', som.distance)!r} cannot compare rows with missing cells: "
-                         "train with distance='sqeuclidean' or 'euclidean', or fill the missing cells first")
+def gapped_search(som:Som, k:int=1):
+    "A function `search(xb, out)` for rows with missing cells: the `k` best units of each over `[x0, m] @ [-2w, w*w]^T` (re-ranked exactly where torch rounds products), to `out`; it returns which rows have no present feature."
     w = som.weight.detach()
-    product = score_product(torch.cat([-2 * w, w * w], 1))  # `[x0, m] @ [-2w, w*w]^T` on torch's fastest kernel
+    product = score_product(torch.cat([-2 * w, w * w], 1))  # on torch's fastest kernel
     n_cand = som.search_candidates(k)
     pick, no_bias = (native_first_lowest(), w.new_zeros(som.n_units)) if som.compiled_pick(k) else (None, None)
     split = native_split() if w.device.type == 'cpu' and w.dtype == torch.float32 else None
@@ -84,27 +79,46 @@ def masked_search(som:Som, k:int=1):
         return m.sum(1) == 0
     return search
 
+def masked_search(som:Som, k:int=1):
+    "A function `search(xb, out)` writing the `k` best units of each row of a block, some with missing cells, to `out` (`[rows, k]`) and returning which rows have no present feature; and the numbers per row it holds beside the scores."
+    if type(som).unit_scores is not Som.unit_scores:  # a subclass (such as `Topography`) that scores its own way
+        raise ValueError(f"{type(som).__name__} cannot compare rows with missing cells: fill them first")
+    if not is_euclidean(som.distance):
+        raise ValueError(f"the distance {getattr(som.distance, '__name__', som.distance)!r} cannot compare rows with missing cells: "
+                         "train with distance='sqeuclidean' or 'euclidean', or fill the missing cells first")
+    w = som.weight.detach()
+    masked_pick = native_masked_first_lowest() if som.compiled_pick(k) else None
+    if masked_pick is not None:  # the complete product of x0; each row's missing squares come off as the kernel picks
+        product, tables, bias = score_product(-2 * w), square_tables(w), (w * w).sum(1)  # `bias` as `Som.block_search` has it
+        def search(xb, out):
+            scores = product(torch.nan_to_num(xb, nan=0., posinf=math.inf, neginf=-math.inf))
+            return masked_pick(scores, xb, tables, bias, out, torch.get_num_threads())[:, 0] < 0
+        return search, som.n_features  # x0
+    gapped, complete = gapped_search(som, k), som.block_search(k)
+    def search(xb, out):
+        gaps = xb.sum(1).isnan()  # the rows with a missing cell (and any with +inf beside -inf, which the masked product handles alike)
+        if gaps.all(): return gapped(xb, out)
+        whole, holed = (~gaps).nonzero()[:, 0], gaps.nonzero()[:, 0]
+        out[whole] = complete(xb[whole])  # rows without a missing cell: the complete search, half the product
+        gone = torch.zeros_like(gaps)
+        if len(holed):
+            part = out.new_empty(len(holed), k)
+            gone[holed] = gapped(xb[holed], part)
+            out[holed] = part
+        return gone
+    return search, 2 * som.n_features + som.rerank_numbers(k)  # [x0, m] and the re-ranked candidates
+
 @torch.no_grad()
 def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:
     "Best-matching unit of each row of `x` over its present features (`[N]`), or the `k` best (`[N, k]`)."
-    x = x.to(som.weight).contiguous()  # rows whose cells are in a row, as the compiled split reads them
+    x = x.to(som.weight).contiguous()  # rows whose cells are in a row, as the compiled code reads them
     if k > som.n_units: raise ValueError(f"asked for {k} best units of a map with {som.n_units}")
     out = torch.empty((len(x), k), dtype=torch.long, device=x.device)
-    search, step = masked_search(som, k), som.block_rows(2 * som.n_features + som.rerank_numbers(k))  # with [x0, m] and re-ranking
-    complete = som.block_search(k)  # for the rows without a missing cell: half the product
+    search, numbers = masked_search(som, k)
+    step = som.block_rows(numbers)
     empty = {}  # block start: its rows with no present feature
     def one_block(i):
-        rows, found = x[i:i + step], out[i:i + step]
-        gaps = rows.sum(1).isnan()  # the rows with a missing cell (and any with +inf beside -inf, which the masked search handles alike)
-        if gaps.all(): gone = search(rows, found)
-        else:
-            whole, holed = (~gaps).nonzero()[:, 0], gaps.nonzero()[:, 0]
-            found[whole] = complete(rows[whole])
-            if not len(holed): return
-            part = found.new_empty(len(holed), k)
-            gone = torch.zeros_like(gaps)
-            gone[holed] = search(rows[holed], part)
-            found[holed] = part
+        gone = search(x[i:i + step], out[i:i + step])
         if gone.any(): empty[i] = i + gone.nonzero()[:, 0]
     starts = range(0, len(x), step)
     in_threads(one_block, starts, som.search_threads(len(starts), k))  # on the threads `Som.bmus` uses: blocks in turn or in threads

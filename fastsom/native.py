@@ -4,14 +4,15 @@
 
 # %% ../nbs/02a_native.ipynb #9a1c0e03
 from __future__ import annotations
-import functools, os
+import functools, math, os
 import torch
 try: from fastsom import _native  # the compiled extension, absent where fastsom was installed without a C compiler
 except ImportError: _native = None
 
 # %% auto #0
 __all__ = ['native_kernels', 'native_openmp', 'row_minimum', 'agrees_with_argmin', 'native_first_lowest', 'sums_versions',
-           'unit_sums_kernel', 'native_unit_sums', 'split_kernel', 'native_split']
+           'unit_sums_kernel', 'native_unit_sums', 'split_kernel', 'native_split', 'square_tables',
+           'masked_pick_kernel', 'agrees_with_masked_formula', 'native_masked_first_lowest']
 
 # %% ../nbs/02a_native.ipynb #9a1c0e06
 def native_kernels() -> tuple[str, ...]:
@@ -118,3 +119,60 @@ def split_kernel(version:str|None=None, # one of `sums_versions()`; default the 
 def native_split():
     "The compiled `[x0, m]` of rows with missing cells (`split_kernel()`), or None where fastsom was built without it or `FASTSOM_NATIVE=0`."
     return split_kernel() if _switched_on() and sums_versions() else None
+
+# %% ../nbs/02a_native.ipynb #1b20af15
+def square_tables(w:torch.Tensor, # codebook, [M, D]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    "`-(w*w).T` and `(w*w).T`, `[D, M]` each, as the masked pick reads them: float32, each row padded to whole 64-byte lines."
+    sq = (w * w).t().float()
+    tables = sq.new_zeros(2, sq.shape[0], -(-sq.shape[1] // 16) * 16)  # torch's CPU allocations start on a 64-byte line
+    tables[0, :, :sq.shape[1]], tables[1, :, :sq.shape[1]] = -sq, sq
+    return tables[0], tables[1]
+
+def masked_pick_kernel():
+    "A function `f(scores, x, tables, bias, out=None, threads=1)`: for each row of `x` (missing cells NaN), the column of the lowest `scores + (the squares over its present cells)`, `[rows, 1]`; -1 where a row has no present cell."
+    def masked_first_lowest_rows(scores:torch.Tensor, # `x0 @ (-2 w).T`, float32 [rows, M]
+                                 x:torch.Tensor, # the rows, missing cells NaN, float32 [rows, D]
+                                 tables:tuple[torch.Tensor, torch.Tensor], # `square_tables(w)`
+                                 bias:torch.Tensor, # `||w||^2`, float32 [M]
+                                 out:torch.Tensor|None=None, threads:int=1) -> torch.Tensor:
+        name = 'masked_first_lowest_rows'
+        for t in (scores, x):
+            _check(t.dtype == torch.float32 and t.device.type == 'cpu' and t.dim() == 2 and t.shape[1] > 0 and (t.shape[1] == 1 or t.stride(1) == 1),
+                   "2-D float32 CPU tables of at least one column with contiguous rows", t, name)
+        rows, cols = scores.shape
+        _check(len(x) == rows, f"{rows} rows of data, one per row of scores", x, name)
+        minus, sq = tables
+        for t in tables:
+            _check(t.dtype == torch.float32 and t.device.type == 'cpu' and t.shape[0] == x.shape[1] and t.shape[1] >= cols and t.is_contiguous()
+                   and t.data_ptr() % 64 == 0 and t.shape[1] % 16 == 0, f"the tables of square_tables(w) for {cols} units of {x.shape[1]} features", t, name)
+        _check(bias.dtype == torch.float32 and bias.device.type == 'cpu' and bias.shape == (cols,) and bias.is_contiguous(),
+               f"contiguous float32 CPU biases of shape ({cols},)", bias, name)
+        if out is None: out = torch.empty((rows, 1), dtype=torch.long)
+        _check(out.dtype == torch.long and out.device.type == 'cpu' and out.numel() == rows and out.is_contiguous(),
+               f"a contiguous int64 CPU output of {rows} entries", out, name)
+        _native.masked_first_lowest_rows(scores.data_ptr(), rows, cols, scores.stride(0), x.data_ptr(), x.shape[1], x.stride(0),
+                                         minus.data_ptr(), sq.data_ptr(), minus.shape[1], bias.data_ptr(), out.data_ptr(), threads)
+        return out
+    return masked_first_lowest_rows
+
+def agrees_with_masked_formula(masked_first_lowest_rows) -> bool:
+    "Whether a masked pick gives the formula's unit, ties to the first, on small integers (exact in float32): rows with few, many and no missing cells, widths that are not whole vectors."
+    g = torch.Generator().manual_seed(0)
+    for rows, units, feats in ((70, 150, 21), (40, 7, 3), (33, 64, 16)):
+        x, w = torch.randint(-3, 4, (rows, feats), generator=g).float(), torch.randint(-3, 4, (units, feats), generator=g).float()
+        x[torch.rand(rows, feats, generator=g) < 0.3] = math.nan
+        x[1], x[2, 1:] = math.nan, math.nan  # no present cell; one present cell (more missing than present)
+        present = ~x.isnan()
+        expected = torch.where(present[:, None], x[:, None] - w[None], 0.).square().sum(2).argmin(1)
+        expected[~present.any(1)] = -1
+        got = masked_first_lowest_rows(x.nan_to_num() @ (-2 * w).t(), x, square_tables(w), (w * w).sum(1))[:, 0]
+        if not torch.equal(got, expected): return False
+    return True
+
+@functools.cache
+def native_masked_first_lowest():
+    "The compiled masked pick (`masked_pick_kernel()`), or None: without the extension or AVX-512, where it disagrees with the formula, or with `FASTSOM_NATIVE=0`."
+    if not _switched_on() or 'avx512' not in native_kernels(): return None
+    f = masked_pick_kernel()
+    return f if agrees_with_masked_formula(f) else None

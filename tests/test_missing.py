@@ -203,13 +203,13 @@ def test_masked_search_reranks_a_rounded_product(topology, toroidal, monkeypatch
 def test_torch_path_keeps_to_the_device(topology, toroidal):
     """The steps a GPU runs (the masked and dense block searches, the masked sums, energy and gradient) on the `meta` device: a tensor
     made on the CPU among them (a `torch.arange` without `device`, a CPU generator's draw) would be an error here, as on CUDA."""
-    from fastsom.missing import masked_search, unit_sums, energy_from_sums
+    from fastsom.missing import gapped_search, unit_sums, energy_from_sums
     from fastsom.loss import mean_from_sums
     som = Som(5, (6, 8), topology, toroidal).to('meta')
     x, bmu = torch.empty(300, 5, device='meta'), torch.empty(300, dtype=torch.long, device='meta')
     for k in (1, 3):
         out = torch.empty(300, k, dtype=torch.long, device='meta')
-        fct.test_eq(masked_search(som, k)(x, out).device.type, 'meta')
+        fct.test_eq(gapped_search(som, k)(x, out).device.type, 'meta')
         fct.test_eq(som.block_search(k)(x, out).device.type, 'meta')
     s = unit_sums(x, bmu, som.n_units, masked=True)  # all units: `torch.unique` of a few rows' units has no meta kernel (test_cuda.py runs it)
     assert all(t.device.type == 'meta' for t in s[2:])
@@ -253,46 +253,66 @@ def test_rows_of_any_strides_give_torchs_sums():
     w, kernel, bmu = torch.randn(16, 3), torch.eye(16), torch.arange(20) % 16
     fct.test_close(som_energy(row, w, bmu, kernel), som_energy(row.contiguous(), w, bmu, kernel), eps=1e-5)
 
-@pytest.fixture
-def masked_rows(monkeypatch):
-    "The rows of each block the masked search is given, counted in a list the test reads."
+def recorded(monkeypatch, name):
+    "The rows of each block that `fastsom.missing.<name>`'s search is given, counted in a list the test reads."
     import fastsom.missing
-    seen, real = [], fastsom.missing.masked_search
+    seen, real = [], getattr(fastsom.missing, name)
     def recording(som, k=1):
-        inner = real(som, k)
+        made = real(som, k)
+        inner = made[0] if isinstance(made, tuple) else made
         def search(xb, out):
             seen.append(len(xb))
             return inner(xb, out)
-        return search
-    monkeypatch.setattr(fastsom.missing, 'masked_search', recording)
+        return (search, *made[1:]) if isinstance(made, tuple) else search
+    monkeypatch.setattr(fastsom.missing, name, recording)
     return seen
 
-def test_masked_blocks_count_their_split_and_reranking(masked_rows):
-    "A masked block's rows also hold `[x0, m]` (2 D numbers each) and, where torch rounds products, the re-ranked candidates."
-    seen = masked_rows
+@pytest.fixture
+def masked_blocks(monkeypatch):
+    "The rows of each block of the masked search."
+    return recorded(monkeypatch, 'masked_search')
+
+@pytest.fixture
+def gapped_rows(monkeypatch):
+    "The rows of each block that go through the product of `[x0, m]`."
+    return recorded(monkeypatch, 'gapped_search')
+
+def compiled_masked_pick(on:bool, monkeypatch):
+    "Leave the compiled masked pick on (skip where this processor has none), or switch it off: the product of `[x0, m]`."
+    import fastsom.missing
+    from fastsom.native import native_masked_first_lowest
+    if on and native_masked_first_lowest() is None: pytest.skip('no compiled masked pick here (it needs AVX-512)')
+    if not on: monkeypatch.setattr(fastsom.missing, 'native_masked_first_lowest', lambda: None)
+
+@pytest.mark.parametrize('compiled', [True, False])
+def test_masked_blocks_count_their_temporaries(compiled, masked_blocks, monkeypatch):
+    "A masked block's rows also hold `x0` (D numbers each; `[x0, m]`, 2 D, without the compiled masked pick) and, where torch rounds products, the re-ranked candidates."
+    compiled_masked_pick(compiled, monkeypatch)
+    seen = masked_blocks
     som = Som(300, (20, 20))
     x = with_gaps(6000, 300, seed=5, dtype=torch.float32)
     som.init_weights(x, 'samples', seed=0)
     som.bmus(x)
-    fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300) * 4))
+    fct.test_eq(max(seen), 2**23 // ((400 + (1 if compiled else 2) * 300) * 4))
     try:
-        torch.set_float32_matmul_precision('high')
+        torch.set_float32_matmul_precision('high')  # candidates re-ranked: torch's path
         seen.clear()
         som.bmus(x)
         fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300 + 8 * 300) * 4))
     finally: torch.set_float32_matmul_precision('highest')
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_rows_without_gaps_take_the_complete_search(dtype, masked_rows):
-    "Only the rows that have a missing cell pay for the masked product; every row's unit is the written-out formula's."
-    calls = masked_rows
+def test_rows_without_gaps_take_the_complete_search(dtype, gapped_rows, monkeypatch):
+    "Without the compiled masked pick, only the rows that have a missing cell pay for the product of `[x0, m]`; every row's unit is the written-out formula's."
+    compiled_masked_pick(False, monkeypatch)
+    calls = gapped_rows
     x = with_gaps(5000, 6, 0., seed=11, dtype=dtype)
     x[[3, 4000], 2] = math.nan  # a gap in two rows, in two of the blocks
     som = Som(6, (7, 9), block_bytes=500 * 63 * x.element_size()).to(dtype).init_weights(x.nan_to_num(), 'samples', seed=0)
     step = som.block_rows(2 * 6)
     assert -(-len(x) // step) >= 8, step
     got = som.bmus(x)
-    fct.test_eq(calls, [1, 1])  # the masked search saw the two rows with a gap, nothing else
+    fct.test_eq(calls, [1, 1])  # the product of [x0, m] saw the two rows with a gap, nothing else
     expected = formula_dist2(x.double(), som.weight.detach().double()).argmin(1)
     agree = (got == expected).float().mean().item()
     assert agree == 1 if dtype == torch.float64 else agree > 0.999, agree
@@ -303,3 +323,45 @@ def test_rows_without_gaps_take_the_complete_search(dtype, masked_rows):
     fct.test_eq(sum(calls), len(range(0, len(x), 3)))
     agree = (got == formula_dist2(x.double(), som.weight.detach().double()).argmin(1)).float().mean().item()
     assert agree == 1 if dtype == torch.float64 else agree > 0.999, agree
+
+def test_compiled_masked_pick_is_the_formula(gapped_rows, monkeypatch):
+    """With the compiled masked pick nothing goes through the product of `[x0, m]`; rows without a gap get the complete search's bits,
+    rows with gaps the written-out formula's unit wherever the two lowest scores are further apart than float32's rounding."""
+    compiled_masked_pick(True, monkeypatch)
+    x = with_gaps(20_000, 64, 0.2, seed=12, dtype=torch.float32)
+    x[::7] = x[::7].nan_to_num()  # rows without a gap
+    x[5, 0], x[5, 1:] = 1., math.nan  # one present cell: the present features' squares alone
+    som = Som(64, (30, 30)).init_weights(x.nan_to_num(), 'samples', seed=0)
+    got = som.bmus(x)
+    fct.test_eq(gapped_rows, [])
+    fct.test_eq(got[::7], Som.bmus(som, x[::7].contiguous()))  # the dense search, bit for bit
+    d2 = formula_dist2(x.double(), som.weight.detach().double())
+    two = d2.topk(2, largest=False)
+    clear = (two.values[:, 1] - two.values[:, 0]) > 1e-4 * two.values[:, 0]  # float32 rounds at about 1e-7 of a score
+    assert clear.float().mean() > 0.99
+    fct.test_eq(got[clear], two.indices[clear, 0])
+    for threads in (2, 3):
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(threads)
+            fct.test_eq(som.bmus(x), got)  # rows shared by any number of threads: the same bits
+        finally: torch.set_num_threads(before)
+    x[9] = math.nan
+    fct.test_fail(lambda: som.bmus(x), contains='row 9')
+
+def test_training_with_the_compiled_masked_pick(monkeypatch):
+    "`learn.fit` on incomplete rows with the compiled masked pick and with the product of `[x0, m]`: the same map, to float32's rounding."
+    from fastsom.native import native_masked_first_lowest
+    import fastsom.missing
+    if native_masked_first_lowest() is None: pytest.skip('no compiled masked pick here (it needs AVX-512)')
+    x = with_gaps(4000, 16, 0.2, seed=13, dtype=torch.float32)
+    def fitted():
+        learn = som_learner(som_dataloaders(x, valid_pct=0, seed=0, device='cpu'), map_size=(8, 8), seed=0)
+        with learn.no_bar(), learn.no_logging(): learn.fit(5)
+        return learn
+    compiled = fitted()
+    monkeypatch.setattr(fastsom.missing, 'native_masked_first_lowest', lambda: None)
+    product = fitted()
+    torch.testing.assert_close(compiled.som.weight, product.som.weight, rtol=0, atol=1e-4)
+    fct.test_eq(compiled.bmus(x), product.bmus(x))
+    fct.test_close(compiled.recorder.values[-1], product.recorder.values[-1], eps=1e-5)
