@@ -9,7 +9,8 @@ For each workload (blobs 100,000 x 64 on a 30 x 30 map and 200,000 x 256 on a 50
 search taken apart: whole blocks in Python threads, each with its own product and pick on one core (the
 search before fastsom ran in torch's OpenMP team), with torch's own pick instead of the compiled kernel, and
 the search's bare products alone (no pick), block after block on all threads; then the search of the same
-rows with 20% of their cells missing (the masked search: a product of 2 D columns), and the rest of an epoch's arithmetic, `SomLoss` with its backward (the per-unit sums of the batch,
+rows with 20% of their cells missing (the masked search: on an AVX-512 processor the product of the rows with
+their gaps as 0 and the compiled masked pick, elsewhere a product of 2 D columns), and the rest of an epoch's arithmetic, `SomLoss` with its backward (the per-unit sums of the batch,
 once, for the reported energy and the step). The limit is the search's arithmetic, 2 N M D flops, at
 the best blocked float32 product rate: `epoch_speed.matmul_limit` first finds the fastest row block and kernel
 (MKL's or oneDNN's) on 16,384 rows, then every round times that product over all N rows, with torch's threads,

@@ -12,9 +12,9 @@ from .native import native_first_lowest, native_split, native_unit_sums, native_
 from .distance import is_euclidean
 
 # %% auto #0
-__all__ = ['has_missing', 'split_missing', 'empty_rows_error', 'check_rows_present', 'masked_sqdist', 'present_distance',
-           'gapped_search', 'masked_search', 'masked_bmus', 'UnitSums', 'check_units', 'hit_slots', 'unit_sums',
-           'energy_from_sums', 'masked_energy', 'unit_presence', 'mean_filled']
+__all__ = ['MASKED_PICK_SHARE', 'has_missing', 'split_missing', 'empty_rows_error', 'check_rows_present', 'masked_sqdist',
+           'present_distance', 'gapped_search', 'masked_search', 'masked_bmus', 'UnitSums', 'check_units', 'hit_slots',
+           'unit_sums', 'energy_from_sums', 'masked_energy', 'unit_presence', 'mean_filled']
 
 # %% ../nbs/03a_missing.ipynb #4f0fb8b9
 def has_missing(x:torch.Tensor) -> bool:
@@ -79,6 +79,8 @@ def gapped_search(som:Som, k:int=1):
         return m.sum(1) == 0
     return search
 
+MASKED_PICK_SHARE = 0.25  # the compiled masked pick for blocks with at most this share of their cells missing (or present)
+
 def masked_search(som:Som, k:int=1):
     "A function `search(xb, out)` writing the `k` best units of each row of a block, some with missing cells, to `out` (`[rows, k]`) and returning which rows have no present feature; and the numbers per row it holds beside the scores."
     if type(som).unit_scores is not Som.unit_scores:  # a subclass (such as `Topography`) that scores its own way
@@ -87,15 +89,17 @@ def masked_search(som:Som, k:int=1):
         raise ValueError(f"the distance {getattr(som.distance, '__name__', som.distance)!r} cannot compare rows with missing cells: "
                          "train with distance='sqeuclidean' or 'euclidean', or fill the missing cells first")
     w = som.weight.detach()
+    gapped, complete = gapped_search(som, k), som.block_search(k)
     masked_pick = native_masked_first_lowest() if som.compiled_pick(k) else None
     if masked_pick is not None:  # the complete product of x0; each row's missing squares come off as the kernel picks
         product, tables, bias = score_product(-2 * w), square_tables(w), (w * w).sum(1)  # `bias` as `Som.block_search` has it
-        def search(xb, out):
-            scores = product(torch.nan_to_num(xb, nan=0., posinf=math.inf, neginf=-math.inf))
-            return masked_pick(scores, xb, tables, bias, out, torch.get_num_threads())[:, 0] < 0
-        return search, som.n_features  # x0
-    gapped, complete = gapped_search(som, k), som.block_search(k)
     def search(xb, out):
+        if masked_pick is not None:
+            head = xb[:256]  # the block's share of missing cells, from its first rows: it chooses the faster way, not the units
+            share = torch.isnan(head).sum().item() / max(1, head.numel())
+            if min(share, 1 - share) <= MASKED_PICK_SHARE:
+                scores = product(torch.nan_to_num(xb, nan=0., posinf=math.inf, neginf=-math.inf))
+                return masked_pick(scores, xb, tables, bias, out, torch.get_num_threads())[:, 0] < 0
         gaps = xb.sum(1).isnan()  # the rows with a missing cell (and any with +inf beside -inf, which the masked product handles alike)
         if gaps.all(): return gapped(xb, out)
         whole, holed = (~gaps).nonzero()[:, 0], gaps.nonzero()[:, 0]
@@ -106,7 +110,7 @@ def masked_search(som:Som, k:int=1):
             gone[holed] = gapped(xb[holed], part)
             out[holed] = part
         return gone
-    return search, 2 * som.n_features + som.rerank_numbers(k)  # [x0, m] and the re-ranked candidates
+    return search, 2 * som.n_features + som.rerank_numbers(k)  # room for [x0, m] and the re-ranked candidates
 
 @torch.no_grad()
 def masked_bmus(som:Som, x:torch.Tensor, k:int=1) -> torch.Tensor:

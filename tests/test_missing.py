@@ -284,22 +284,33 @@ def compiled_masked_pick(on:bool, monkeypatch):
     if on and native_masked_first_lowest() is None: pytest.skip('no compiled masked pick here (it needs AVX-512)')
     if not on: monkeypatch.setattr(fastsom.missing, 'native_masked_first_lowest', lambda: None)
 
-@pytest.mark.parametrize('compiled', [True, False])
-def test_masked_blocks_count_their_temporaries(compiled, masked_blocks, monkeypatch):
-    "A masked block's rows also hold `x0` (D numbers each; `[x0, m]`, 2 D, without the compiled masked pick) and, where torch rounds products, the re-ranked candidates."
-    compiled_masked_pick(compiled, monkeypatch)
+def test_masked_blocks_count_their_split_and_reranking(masked_blocks):
+    "A masked block's rows also hold `[x0, m]` (2 D numbers each: `x0` alone where the compiled masked pick takes the block) and, where torch rounds products, the re-ranked candidates."
     seen = masked_blocks
     som = Som(300, (20, 20))
     x = with_gaps(6000, 300, seed=5, dtype=torch.float32)
     som.init_weights(x, 'samples', seed=0)
     som.bmus(x)
-    fct.test_eq(max(seen), 2**23 // ((400 + (1 if compiled else 2) * 300) * 4))
+    fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300) * 4))
     try:
         torch.set_float32_matmul_precision('high')  # candidates re-ranked: torch's path
         seen.clear()
         som.bmus(x)
         fct.test_eq(max(seen), 2**23 // ((400 + 2 * 300 + 8 * 300) * 4))
     finally: torch.set_float32_matmul_precision('highest')
+
+@pytest.mark.parametrize('share, compiled', [(0.02, True), (0.2, True), (0.35, False), (0.5, False), (0.65, False), (0.9, True)])
+def test_blocks_with_many_gaps_take_the_product(share, compiled, gapped_rows, monkeypatch):
+    "The compiled masked pick takes the blocks with at most `MASKED_PICK_SHARE` of their cells missing (or present); the others multiply out `[x0, m]`. Either way, the formula's units."
+    compiled_masked_pick(True, monkeypatch)
+    x = with_gaps(3000, 40, share, seed=14, dtype=torch.float32)
+    som = Som(40, (9, 9)).init_weights(x.nan_to_num(), 'samples', seed=0)
+    got = som.bmus(x)
+    fct.test_eq(sum(gapped_rows), 0 if compiled else len(x))
+    d2 = formula_dist2(x.double(), som.weight.detach().double())
+    two = d2.topk(2, largest=False)
+    clear = (two.values[:, 1] - two.values[:, 0]) > 1e-4 * two.values[:, 0]
+    fct.test_eq(got[clear], two.indices[clear, 0])
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 def test_rows_without_gaps_take_the_complete_search(dtype, gapped_rows, monkeypatch):
