@@ -170,14 +170,15 @@ class SomDataLoader(DataLoader):
     def standardised(self, x:torch.Tensor) -> torch.Tensor:
         "`x` standardised; a batch of every row (one batch an epoch) once, then kept while neither it nor its standardised copy changes."
         if self.normalizer is None: return x
-        if not (torch.is_tensor(self.dataset) and len(x) == len(self.dataset) and x.data_ptr() == self.dataset.data_ptr()):
+        if not (torch.is_tensor(self.dataset) and len(x) == len(self.dataset) and x.data_ptr() == self.dataset.data_ptr()) \
+           or x.is_inference() or torch.is_inference_mode_enabled():  # inference tensors count no changes: nothing kept
             return self.normalizer.encode(x)
-        key = (x.shape, x.stride(), x.device, x._version)  # `_version` counts in-place changes of the rows
+        key = (x.data_ptr(), x.shape, x.stride(), x.device, x._version)  # `_version` counts in-place changes of the rows
         kept = getattr(self, '_standardised', None)
-        if kept is None or kept[0] != key or kept[1] is not self.normalizer or kept[2]._version != kept[3]:
+        if kept is None or kept[0] != key or kept[2] is not self.normalizer or kept[3]._version != kept[4]:
             out = self.normalizer.encode(x)
-            self._standardised = kept = (key, self.normalizer, out, out._version)
-        return kept[2]
+            self._standardised = kept = (key, x, self.normalizer, out, out._version)  # `x` held: no other rows take its address
+        return kept[3]
 
     def after_batch(self, b):
         "Standardise the batch and return it as input and target, `(x, x)`."

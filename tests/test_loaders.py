@@ -50,3 +50,21 @@ def test_training_and_pickling_unchanged():
     fct.test_eq(kept.recorder.values, fresh.recorder.values)
     assert '_standardised' in kept.dls.train.__dict__
     assert '_standardised' not in pickle.loads(pickle.dumps(kept.dls.train)).__dict__
+
+def test_other_rows_of_the_same_shape_standardised_anew():
+    "Rows swapped for others of the same shape (a fresh tensor counts no change, as the first did) are standardised, not the kept ones."
+    dls = som_dataloaders(X, valid_pct=0.1, seed=0, device='cpu')
+    batch(dls.train)
+    dls.train.dataset = new = dls.train.dataset * 10
+    fct.test_eq(batch(dls.train), dls.normalizer.encode(new))
+
+def test_inference_mode():
+    "Rows made in inference mode, and batches drawn in it, are standardised: such tensors count no changes, so nothing is kept of them."
+    from fastsom.data import SomDataLoader, Standardize
+    with torch.inference_mode(): rows = torch.tensor(X)
+    dl = SomDataLoader(rows, Standardize.from_data(rows), bs=len(X))
+    fct.test_eq(batch(dl), dl.normalizer.encode(rows))
+    dls = som_dataloaders(X, valid_pct=0.1, seed=0, device='cpu')
+    with torch.inference_mode(): first = batch(dls.valid)
+    fct.test_eq(first, dls.normalizer.encode(dls.valid.dataset))
+    assert batch(dls.valid) is batch(dls.valid)  # outside it, kept as before

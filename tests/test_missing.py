@@ -346,7 +346,7 @@ def test_compiled_masked_pick_is_the_formula(gapped_rows, monkeypatch):
     got = som.bmus(x)
     fct.test_eq(gapped_rows, [])
     fct.test_eq(got[::7], Som.bmus(som, x[::7].contiguous()))  # the dense search, bit for bit
-    d2 = formula_dist2(x.double(), som.weight.detach().double())
+    d2 = torch.cat([formula_dist2(xb, som.weight.detach().double()) for xb in x.double().split(1000)])  # [1000, M, D] at a time: 0.5 GB, not 9
     two = d2.topk(2, largest=False)
     clear = (two.values[:, 1] - two.values[:, 0]) > 1e-4 * two.values[:, 0]  # float32 rounds at about 1e-7 of a score
     assert clear.float().mean() > 0.99
@@ -376,3 +376,58 @@ def test_training_with_the_compiled_masked_pick(monkeypatch):
     torch.testing.assert_close(compiled.som.weight, product.som.weight, rtol=0, atol=1e-4)
     fct.test_eq(compiled.bmus(x), product.bmus(x))
     fct.test_close(compiled.recorder.values[-1], product.recorder.values[-1], eps=1e-5)
+
+def in_kernel_order(scores, x, w):
+    "`argmin` of each row's scores plus its squares, added as the masked pick adds them: its missing features' `-w^2` then `||w||^2`, or its present features' `w^2` where fewer are present; -1 for a row with none."
+    sq, out = (w * w).t(), []
+    for s, gone in zip(scores, x.isnan()):
+        v, present = s.clone(), ~gone
+        if not present.any(): out.append(-1); continue
+        if gone.sum() <= present.sum():
+            for d in gone.nonzero()[:, 0]: v = v + -sq[d]
+            v = v + (w * w).sum(1)
+        else:
+            for d in present.nonzero()[:, 0]: v = v + sq[d]
+        out.append(int(v.argmin()))  # the first NaN where the row holds one
+    return torch.tensor(out)
+
+def test_compiled_masked_pick_on_special_values():
+    """The masked pick against `argmin` of its own sums: infinities, NaN and overflowing squares in the scores, in the codebook (a diverged map)
+    and in the rows beside missing cells; ties; widths about whole vectors; rows further apart than their length; 1 to 3 threads."""
+    from fastsom.native import native_masked_first_lowest, square_tables
+    f = native_masked_first_lowest()
+    if f is None: pytest.skip('no compiled masked pick here (it needs AVX-512)')
+    g = torch.Generator().manual_seed(0)
+    special = [math.inf, -math.inf, math.nan, 1e30, -3e38]
+    def draw(n): return int(torch.randint(n, (), generator=g))
+    for trial in range(150):
+        rows, feats, units, where = 1 + draw(40), 1 + draw(40), (1, 15, 16, 64, 65, 130)[trial % 6], trial % 3
+        x = torch.randint(-3, 4, (rows, feats + 3), generator=g).float()[:, :feats]  # rows 3 floats further apart than their length
+        w = torch.randint(-3, 4, (units, feats), generator=g).float()
+        x[torch.rand(rows, feats, generator=g) < 0.4] = math.nan
+        for _ in range(1 + draw(4)):
+            v = special[draw(len(special))]
+            if where == 1: w[draw(units), draw(feats)] = v
+            if where == 2: x[draw(rows), draw(feats)] = v if v == v else math.inf
+        scores = torch.empty(rows, units + 5)[:, :units]
+        scores[:] = x.nan_to_num(nan=0., posinf=math.inf, neginf=-math.inf) @ (-2 * w).t()
+        if where == 0:
+            for _ in range(1 + draw(4)): scores[draw(rows), draw(units)] = special[draw(len(special))]
+        got = f(scores, x, square_tables(w), (w * w).sum(1), threads=1 + trial % 3)[:, 0]
+        fct.test_eq(got, in_kernel_order(scores, x, w))
+
+def test_without_avx512_the_product_of_x0_and_m(monkeypatch, gapped_rows):
+    "On a processor without AVX-512 the getter hands out no masked pick, and the masked search multiplies out `[x0, m]`: the formula's units."
+    import fastsom.native
+    from fastsom.native import native_masked_first_lowest
+    native_masked_first_lowest.cache_clear()
+    monkeypatch.setattr(fastsom.native, 'native_kernels', lambda: ('avx2',))
+    try:
+        assert native_masked_first_lowest() is None
+        x = with_gaps(300, 6, seed=14, dtype=torch.float32)
+        som = Som(6, (5, 5)).init_weights(x.nan_to_num(), 'samples', seed=0)
+        fct.test_eq(som.bmus(x), formula_dist2(x.double(), som.weight.detach().double()).argmin(1))
+        fct.test_eq(sum(gapped_rows), int(x.isnan().any(1).sum()))  # the rows with a gap
+    finally:
+        monkeypatch.undo()
+        native_masked_first_lowest.cache_clear()

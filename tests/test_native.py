@@ -142,15 +142,18 @@ def run_in_group(code:str, timeout:float=120):
     return proc.returncode, out.split() if proc.returncode == 0 else err[-2000:]
 
 def test_a_large_thread_count_starts_no_idle_threads():
-    "A thread count far above the work (here 2**31 - 1 for 10 rows and 4 units) gives the one-thread answer; it crashed OpenMP asking for that many threads."
+    "A thread count far above the work (here 2**31 - 1 for 10 rows and 4 units) gives the one-thread answer, the masked pick's too; it crashed OpenMP asking for that many threads."
     if not fastsom.native.sums_versions(): pytest.skip('no C compiler here')
     code = ("import torch, fastsom.native as n; g = torch.Generator().manual_seed(0); x = torch.randn(10, 5, generator=g); "
             "xm = x.clone(); xm[::3, 1] = float('nan'); slot = torch.arange(10) % 4; big = 2**31 - 1; "
             "same = lambda a, b: all(torch.equal(u, v) for u, v in zip(a, b)); f = n.unit_sums_kernel(); "
             "print(torch.equal(n.row_minimum()(x, threads=big), x.argmin(1, keepdim=True)) if n.native_kernels() else True, "
             "torch.equal(n.split_kernel()(xm, big), n.split_kernel()(xm)), same(f(x, slot, 4, threads=big), f(x, slot, 4)), "
-            "same(f(xm, slot, 4, masked=True, threads=big), f(xm, slot, 4, masked=True)))")
-    fct.test_eq(run_in_group(code), (0, ['True'] * 4))
+            "same(f(xm, slot, 4, masked=True, threads=big), f(xm, slot, 4, masked=True)), "
+            "(lambda mp, w: torch.equal(mp(xm.nan_to_num() @ (-2 * w).t(), xm, n.square_tables(w), (w * w).sum(1), threads=big), "
+            "mp(xm.nan_to_num() @ (-2 * w).t(), xm, n.square_tables(w), (w * w).sum(1))))(n.masked_pick_kernel(), x[:4]) "
+            "if 'avx512' in n.native_kernels() else True)")
+    fct.test_eq(run_in_group(code), (0, ['True'] * 5))
 
 FORKED_WORKERS = """
 import torch
